@@ -1,0 +1,57 @@
+# The two README commands:
+#   make run   install what is missing, build, fetch the default model, run the main job
+#   make test  install what is missing, build, run every test
+# Everything else here is a convenience wrapper around CMake presets.
+
+PRESET ?= release
+BUILD := build/$(PRESET)
+SUANLI := $(BUILD)/suanli
+VENV := .cache/venv
+JOBS ?= $(shell nproc)
+FUZZ_SECONDS ?= 60
+
+.PHONY: run test deps test-deps build build-asan build-fuzz model unit-test asan-test fuzz-smoke pytest clean format
+
+run: deps build model
+	$(SUANLI) inspect "$$($(SUANLI) pull default --print-path)"
+
+test: test-deps build build-asan build-fuzz unit-test asan-test fuzz-smoke pytest
+
+deps:
+	@scripts/setup.sh
+
+test-deps:
+	@scripts/setup.sh --test
+
+build:
+	@cmake --preset $(PRESET) >/dev/null
+	cmake --build --preset $(PRESET) -j $(JOBS)
+
+build-asan:
+	@cmake --preset asan >/dev/null
+	cmake --build --preset asan -j $(JOBS)
+
+build-fuzz:
+	@cmake --preset fuzz >/dev/null
+	cmake --build --preset fuzz -j $(JOBS)
+
+model: build
+	$(SUANLI) pull default
+
+unit-test:
+	ctest --preset $(PRESET) -j $(JOBS)
+
+asan-test:
+	ctest --preset asan -j $(JOBS)
+
+fuzz-smoke:
+	scripts/fuzz.sh $(FUZZ_SECONDS)
+
+pytest:
+	SUANLI_BIN=$(abspath $(SUANLI)) $(VENV)/bin/python -m pytest -q tests/py
+
+clean:
+	rm -rf build
+
+format:
+	clang-format -i $$(git ls-files '*.cc' '*.h')
