@@ -106,6 +106,7 @@ json info_json(const ModelInfo& m) {
               {"tokenizer_model", m.tokenizer_model},
               {"tokenizer_pre", m.tokenizer_pre},
               {"tied_embeddings", m.tied_embeddings},
+              {"rope_freqs", m.has_rope_freqs},
               {"parameters", m.n_params},
               {"tensor_bytes", m.n_bytes}};
 }
@@ -179,6 +180,7 @@ int print_text(const GgufFile& f, const Expected<ModelInfo>& info, size_t limit)
   std::printf("  %-22s %" PRId64 "\n", "context length", m.n_ctx_train);
   std::printf("  %-22s freq_base %g, %" PRId64 " dims%s%s\n", "rope", m.rope_freq_base, m.rope_dim,
               m.rope_scaling_type.empty() ? "" : ", scaling ", m.rope_scaling_type.c_str());
+  if (m.has_rope_freqs) std::printf("  %-22s per-pair frequency factors (rope_freqs.weight)\n", "rope scaling");
   if (!m.rope_scaling_type.empty()) {
     std::printf("  %-22s factor %g, original context %" PRId64 "\n", "rope scaling", m.rope_scaling_factor,
                 m.rope_original_context);

@@ -32,6 +32,7 @@ struct ModelInfo {
   std::string tokenizer_model;          // tokenizer.ggml.model: "gpt2", "llama", ...
   std::string tokenizer_pre;            // tokenizer.ggml.pre
   bool tied_embeddings = false;         // no output.weight: the embedding is reused
+  bool has_rope_freqs = false;          // rope_freqs.weight: per-pair frequency divisors (llama3 scaling)
   int64_t n_params = 0;                 // elements over all tensors
   uint64_t n_bytes = 0;                 // tensor bytes over all tensors
 

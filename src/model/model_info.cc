@@ -76,6 +76,13 @@ Expected<ModelInfo> ModelInfo::from_gguf(const GgufFile& f) {
     m.n_params += t.n_elements;
     m.n_bytes += t.n_bytes;
   }
+  if (const GgufTensorInfo* rf = f.find_tensor("rope_freqs.weight")) {
+    if (rf->shape.size() != 1 || rf->shape[0] * 2 != m.rope_dim) {
+      return bad("rope_freqs.weight must hold rope.dimension_count / 2 = " + std::to_string(m.rope_dim / 2) +
+                 " factors");
+    }
+    m.has_rope_freqs = true;
+  }
   const GgufTensorInfo* embd = f.find_tensor("token_embd.weight");
   if (embd) {
     if (embd->shape.size() != 2 || embd->shape[0] != m.n_embd) {

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Runs every libFuzzer target for a bounded time (seconds per target, default
+# 60), seeded from tests/fuzz/corpus/<target>/ (small files made by
+# scripts/make_fuzz_seeds.sh style writers; kept in the repo). Findings land in
+# build/fuzz/findings/ and fail the run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=${1:-60}
+build=build/fuzz
+mkdir -p "$build/findings"
+status=0
+for target in fuzz_gguf; do
+  seeds=tests/fuzz/corpus/${target#fuzz_}
+  work=$build/corpus/$target
+  mkdir -p "$work"
+  echo "fuzz: $target for ${seconds}s (seeds: $seeds)"
+  if ! "$build/tests/fuzz/$target" -max_total_time="$seconds" -max_len=65536 -rss_limit_mb=2048 \
+      -timeout=10 -print_final_stats=1 -artifact_prefix="$build/findings/$target-" \
+      "$work" "$seeds" 2>"$build/$target.log"; then
+    echo "fuzz: $target FOUND A FAILURE:"; tail -40 "$build/$target.log"; status=1
+  fi
+  grep -E '^stat::(number_of_executed_units|peak_rss_mb)' "$build/$target.log" || true
+done
+exit $status
