@@ -14,6 +14,7 @@ packages=(
   libgtest-dev libgmock-dev
   nlohmann-json3-dev libcli11-dev
   libcurl4-openssl-dev libssl-dev
+  libpcre2-dev libutf8proc-dev
   python3 python3-venv python3-pip
 )
 if [[ $want_test == 1 ]]; then

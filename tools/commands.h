@@ -14,5 +14,8 @@ Runner add_inspect(CLI::App& app);
 Runner add_pull(CLI::App& app);
 Runner add_synth(CLI::App& app);
 Runner add_dequant(CLI::App& app);
+Runner add_tokenize(CLI::App& app);
+Runner add_detokenize(CLI::App& app);
+Runner add_template(CLI::App& app);
 
 }  // namespace suanli::cli

@@ -18,6 +18,9 @@ int main(int argc, char** argv) {
   add(suanli::cli::add_pull);
   add(suanli::cli::add_synth);
   add(suanli::cli::add_dequant);
+  add(suanli::cli::add_tokenize);
+  add(suanli::cli::add_detokenize);
+  add(suanli::cli::add_template);
 
   try {
     app.parse(argc, argv);
