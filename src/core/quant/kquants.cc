@@ -55,9 +55,9 @@ void set_scale_min_k4(const uint8_t* sc, const uint8_t* m, uint8_t* scales) {
   }
 }
 
-// Byte and shift of element e's low code bits when each byte packs 8 / bits
-// codes, the byte array holding 128 elements' worth per half.
-inline int packed_index(int e, int bytes_per_half) { return (e / 128) * bytes_per_half + e % 32; }
+// The byte of a 32-bytes-per-half array (Q2_K / Q3_K qs, Q6_K qh) that holds
+// element e's bits; the shift within it depends on (e % 128) / 32.
+inline int half_byte(int e) { return 32 * (e / 128) + e % 32; }
 
 // round(v) clamped to [lo, hi]; NaN gives lo rather than undefined behaviour.
 inline int nearest_clamped(float v, int lo, int hi) {
@@ -83,7 +83,7 @@ void dequantize_q2_k(const uint8_t* src, float* dst, int64_t n) {
     const float dmin = load_fp16(src + 82);
     for (int e = 0; e < kQK; ++e) {
       const uint8_t sc = scales[e / 16];
-      const int q = (qs[packed_index(e, 32)] >> (2 * ((e % 128) / 32))) & 3;
+      const int q = (qs[half_byte(e)] >> (2 * ((e % 128) / 32))) & 3;
       const float dl = d * static_cast<float>(sc & 0x0f);
       const float ml = dmin * static_cast<float>(sc >> 4);
       dst[e] = dl * static_cast<float>(q) - ml;
@@ -106,7 +106,7 @@ void dequantize_q3_k(const uint8_t* src, float* dst, int64_t n) {
       scale[s] = (low | (high << 4)) - 32;
     }
     for (int e = 0; e < kQK; ++e) {
-      const int low = (qs[packed_index(e, 32)] >> (2 * ((e % 128) / 32))) & 3;
+      const int low = (qs[half_byte(e)] >> (2 * ((e % 128) / 32))) & 3;
       const int hbit = (hmask[e % 32] >> (e / 32)) & 1;
       const int q = low - (hbit ? 0 : 4);
       dst[e] = d * static_cast<float>(scale[e / 16]) * static_cast<float>(q);
@@ -163,7 +163,7 @@ void dequantize_q6_k(const uint8_t* src, float* dst, int64_t n) {
     for (int e = 0; e < kQK; ++e) {
       const int k = (e % 128) / 32;
       const int low = (ql[(e / 128) * 64 + 32 * (k % 2) + e % 32] >> (4 * (k / 2))) & 0x0f;
-      const int high = (qh[packed_index(e, 32)] >> (2 * k)) & 3;
+      const int high = (qh[half_byte(e)] >> (2 * k)) & 3;
       const float dl = d * static_cast<float>(static_cast<int8_t>(scales[e / 16]));
       dst[e] = dl * static_cast<float>((low | (high << 4)) - 32);
     }
@@ -255,7 +255,7 @@ void quantize_q6_k(const float* src, uint8_t* dst, int64_t n) {
       const int q = step != 0.0f ? nearest_clamped(src[e] / step, -32, 31) + 32 : 32;
       const int k = (e % 128) / 32;
       ql[(e / 128) * 64 + 32 * (k % 2) + e % 32] |= static_cast<uint8_t>((q & 0x0f) << (4 * (k / 2)));
-      qh[packed_index(e, 32)] |= static_cast<uint8_t>((q >> 4) << (2 * k));
+      qh[half_byte(e)] |= static_cast<uint8_t>((q >> 4) << (2 * k));
     }
   }
 }
