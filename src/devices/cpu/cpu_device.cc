@@ -1,0 +1,114 @@
+#include "devices/cpu/cpu_device.h"
+
+#include <sys/sysinfo.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <new>
+
+#include "devices/cpu/reference.h"
+
+namespace suanli {
+namespace {
+
+// 64-byte aligned host memory.
+class HostBuffer final : public Buffer {
+ public:
+  HostBuffer(void* p, size_t n, bool owned) : p_(p), n_(n), owned_(owned) {}
+  ~HostBuffer() override {
+    if (owned_) std::free(p_);
+  }
+  void* data() override { return p_; }
+  size_t size() const override { return n_; }
+
+ private:
+  void* p_;
+  size_t n_;
+  bool owned_;
+};
+
+std::string cpu_model_name() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("model name", 0) == 0) {
+      size_t colon = line.find(':');
+      if (colon != std::string::npos) return line.substr(colon + 2);
+    }
+  }
+  return "CPU";
+}
+
+}  // namespace
+
+CpuDevice::CpuDevice(int n_threads) : pool_(n_threads) {
+  caps_.weight_formats = cpu::supported_weight_formats();
+  caps_.kv_formats = {GgmlType::kF16, GgmlType::kF32};
+  caps_.ops = {Op::kEmbed, Op::kRmsNorm, Op::kMatmul, Op::kRope,    Op::kKvWrite,
+               Op::kAttention, Op::kSwiglu, Op::kAdd, Op::kConvert};
+}
+
+std::string CpuDevice::name() const { return "cpu (" + cpu_model_name() + ")"; }
+
+MemoryInfo CpuDevice::memory() const {
+  struct sysinfo si {};
+  MemoryInfo m;
+  if (sysinfo(&si) == 0) {
+    m.total_bytes = static_cast<uint64_t>(si.totalram) * si.mem_unit;
+    m.free_bytes = static_cast<uint64_t>(si.freeram + si.bufferram) * si.mem_unit;
+  }
+  return m;
+}
+
+Expected<std::unique_ptr<Buffer>> CpuDevice::alloc(size_t bytes) {
+  size_t rounded = (bytes + 63) / 64 * 64;
+  void* p = std::aligned_alloc(64, rounded ? rounded : 64);
+  if (!p) return ResourceExhausted("cannot allocate " + std::to_string(bytes) + " bytes of host memory");
+  return std::unique_ptr<Buffer>(new HostBuffer(p, bytes, true));
+}
+
+Expected<std::unique_ptr<Buffer>> CpuDevice::map_host(const void* host, size_t bytes) {
+  return std::unique_ptr<Buffer>(new HostBuffer(const_cast<void*>(host), bytes, false));
+}
+
+Status CpuDevice::upload(void* dst, const void* src, size_t bytes) {
+  std::memcpy(dst, src, bytes);
+  return Status::Ok();
+}
+
+Status CpuDevice::download(void* dst, const void* src, size_t bytes) {
+  std::memcpy(dst, src, bytes);
+  return Status::Ok();
+}
+
+void CpuDevice::embed(const WeightView& table, const int32_t* ids, int64_t n_tokens, float* out) {
+  cpu::embed(pool_, table, ids, n_tokens, out);
+}
+void CpuDevice::rms_norm(const float* x, const float* w, int64_t rows, int64_t n, float eps, float* out) {
+  cpu::rms_norm(pool_, x, w, rows, n, eps, out);
+}
+void CpuDevice::matmul(const float* x, int64_t n_tokens, const WeightView& w, const float* bias, float* out) {
+  cpu::matmul(pool_, ws_, x, n_tokens, w, bias, out);
+}
+void CpuDevice::rope(float* x, int64_t n_tokens, int64_t n_heads, int64_t head_dim, const int32_t* positions,
+                     const RopeParams& p) {
+  cpu::rope(pool_, x, n_tokens, n_heads, head_dim, positions, p);
+}
+void CpuDevice::kv_write(const KvLayerView& kv, const float* k, const float* v, int64_t n_tokens,
+                         const int32_t* slots) {
+  cpu::kv_write(pool_, kv, k, v, n_tokens, slots);
+}
+void CpuDevice::attention(const float* q, int64_t n_tokens, int64_t n_heads, const KvLayerView& kv,
+                          const SeqSlice* seqs, int32_t n_seqs, float scale, float* out) {
+  cpu::attention(pool_, ws_, q, n_tokens, n_heads, kv, seqs, n_seqs, scale, out);
+}
+void CpuDevice::swiglu(const float* gate, const float* up, int64_t n, float* out) {
+  cpu::swiglu(pool_, gate, up, n, out);
+}
+void CpuDevice::add(const float* a, const float* b, int64_t n, float* out) { cpu::add(pool_, a, b, n, out); }
+void CpuDevice::convert(const void* src, GgmlType src_type, void* dst, GgmlType dst_type, int64_t n) {
+  ref::convert(src, src_type, dst, dst_type, n);
+}
+
+}  // namespace suanli
