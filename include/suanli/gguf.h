@@ -129,6 +129,8 @@ class GgufFile {
   uint32_t version() const { return version_; }
   uint32_t alignment() const { return alignment_; }
   uint64_t data_offset() const { return data_offset_; }
+  // Start of the tensor data section (tensor i's bytes are at + offset).
+  const uint8_t* data_section() const { return bytes_.data() + data_offset_; }
   uint64_t file_size() const { return bytes_.size(); }
   const std::string& path() const { return path_; }
 

@@ -1,0 +1,67 @@
+// Paged KV cache storage: fixed-size blocks of token slots in per-layer pools
+// on a device. Each layer has a K pool and a V pool, each
+// [n_blocks][block_size][n_kv_heads][head_dim] of F16 (default) or F32.
+// A sequence owns a block table (logical → physical blocks), even when it is
+// the only one.
+//
+// This class is storage plus a free list. Reference counts, copy-on-write
+// and the prefix cache live in the block manager above it (engine layer).
+// Thread safety: driven by one thread (the engine loop).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "suanli/device.h"
+#include "suanli/model_info.h"
+#include "suanli/status.h"
+
+namespace suanli {
+
+struct KvCacheOptions {
+  int32_t block_size = 16;            // tokens per block
+  GgmlType type = GgmlType::kF16;     // element type
+  uint64_t memory_bytes = 256u << 20; // budget for all layers' K and V
+};
+
+class KvCache {
+ public:
+  static Expected<std::unique_ptr<KvCache>> create(Device& device, const ModelInfo& info,
+                                                   const KvCacheOptions& options);
+
+  KvLayerView layer(int64_t l) const;
+  int32_t block_size() const { return block_size_; }
+  int32_t n_blocks() const { return n_blocks_; }
+  int32_t n_free_blocks() const { return static_cast<int32_t>(free_.size()); }
+  GgmlType type() const { return type_; }
+  // Bytes one block takes over all layers (K and V).
+  uint64_t bytes_per_block() const { return bytes_per_block_; }
+
+  // A free block, or ResourceExhausted.
+  Expected<int32_t> allocate();
+  void release(int32_t block);
+
+  // Grows `table` so it covers n_tokens tokens. On failure nothing changes.
+  Status reserve(std::vector<int32_t>& table, int64_t n_tokens);
+  void release_all(std::vector<int32_t>& table);
+  // The slot of the token at `position` of a sequence with this table.
+  int32_t slot(const std::vector<int32_t>& table, int64_t position) const {
+    return table[position / block_size_] * block_size_ + static_cast<int32_t>(position % block_size_);
+  }
+
+ private:
+  KvCache() = default;
+
+  int32_t block_size_ = 16;
+  int32_t n_blocks_ = 0;
+  GgmlType type_ = GgmlType::kF16;
+  int64_t n_kv_heads_ = 0;
+  int64_t head_dim_ = 0;
+  uint64_t bytes_per_block_ = 0;
+  std::vector<std::unique_ptr<Buffer>> k_, v_;  // per layer
+  std::vector<int32_t> free_;
+  std::vector<uint8_t> in_use_;
+};
+
+}  // namespace suanli

@@ -1,0 +1,90 @@
+#include "suanli/kv_cache.h"
+
+#include <algorithm>
+
+namespace suanli {
+
+Expected<std::unique_ptr<KvCache>> KvCache::create(Device& device, const ModelInfo& info,
+                                                   const KvCacheOptions& options) {
+  if (options.block_size < 1 || options.block_size > 1024) {
+    return InvalidArgument("KV block size must be 1 to 1024 tokens");
+  }
+  if (options.type != GgmlType::kF16 && options.type != GgmlType::kF32) {
+    return InvalidArgument("KV cache type must be F16 or F32");
+  }
+  if (!device.caps().supports_kv(options.type)) {
+    return Unsupported(device.name() + " does not support a " + std::string(ggml_type_name(options.type)) +
+                       " KV cache");
+  }
+  std::unique_ptr<KvCache> kv(new KvCache());
+  kv->block_size_ = options.block_size;
+  kv->type_ = options.type;
+  kv->n_kv_heads_ = info.n_head_kv;
+  kv->head_dim_ = info.head_dim;
+  const uint64_t elem = options.type == GgmlType::kF16 ? 2 : 4;
+  const uint64_t per_layer_block = static_cast<uint64_t>(options.block_size) * info.n_head_kv * info.head_dim * elem;
+  kv->bytes_per_block_ = per_layer_block * 2 * info.n_layer;
+  const uint64_t n_blocks = options.memory_bytes / kv->bytes_per_block_;
+  if (n_blocks < 1) {
+    return InvalidArgument("KV memory budget of " + std::to_string(options.memory_bytes) +
+                           " bytes holds no block (one block takes " + std::to_string(kv->bytes_per_block_) + ")");
+  }
+  if (n_blocks > (1u << 30) / static_cast<uint64_t>(options.block_size)) {
+    return InvalidArgument("KV memory budget too large: slot indices would overflow");
+  }
+  kv->n_blocks_ = static_cast<int32_t>(n_blocks);
+  for (int64_t l = 0; l < info.n_layer; ++l) {
+    SUANLI_ASSIGN_OR_RETURN(std::unique_ptr<Buffer> k, device.alloc(per_layer_block * n_blocks));
+    SUANLI_ASSIGN_OR_RETURN(std::unique_ptr<Buffer> v, device.alloc(per_layer_block * n_blocks));
+    kv->k_.push_back(std::move(k));
+    kv->v_.push_back(std::move(v));
+  }
+  kv->free_.reserve(n_blocks);
+  for (int32_t b = kv->n_blocks_ - 1; b >= 0; --b) kv->free_.push_back(b);
+  kv->in_use_.assign(n_blocks, 0);
+  return kv;
+}
+
+KvLayerView KvCache::layer(int64_t l) const {
+  KvLayerView v;
+  v.k = k_[l]->data();
+  v.v = v_[l]->data();
+  v.type = type_;
+  v.n_blocks = n_blocks_;
+  v.block_size = block_size_;
+  v.n_kv_heads = n_kv_heads_;
+  v.head_dim = head_dim_;
+  return v;
+}
+
+Expected<int32_t> KvCache::allocate() {
+  if (free_.empty()) return ResourceExhausted("KV cache is full (" + std::to_string(n_blocks_) + " blocks)");
+  int32_t b = free_.back();
+  free_.pop_back();
+  in_use_[b] = 1;
+  return b;
+}
+
+void KvCache::release(int32_t block) {
+  SUANLI_CHECK(block >= 0 && block < n_blocks_ && in_use_[block]);
+  in_use_[block] = 0;
+  free_.push_back(block);
+}
+
+Status KvCache::reserve(std::vector<int32_t>& table, int64_t n_tokens) {
+  const size_t need = static_cast<size_t>((n_tokens + block_size_ - 1) / block_size_);
+  if (need <= table.size()) return Status::Ok();
+  if (need - table.size() > free_.size()) {
+    return ResourceExhausted("KV cache full: need " + std::to_string(need - table.size()) + " more blocks, " +
+                             std::to_string(free_.size()) + " free");
+  }
+  while (table.size() < need) table.push_back(*allocate());
+  return Status::Ok();
+}
+
+void KvCache::release_all(std::vector<int32_t>& table) {
+  for (int32_t b : table) release(b);
+  table.clear();
+}
+
+}  // namespace suanli

@@ -1,0 +1,342 @@
+// The Llama family forward pass (llama, qwen2, qwen3) over the op set.
+#include <cmath>
+#include <cstring>
+
+#include "suanli/kv_cache.h"
+#include "suanli/model.h"
+
+namespace suanli {
+
+void Batch::clear() {
+  tokens.clear();
+  positions.clear();
+  slots.clear();
+  seqs.clear();
+  logits_for.clear();
+}
+
+struct Model::Layer {
+  const float* attn_norm = nullptr;  // [n_embd]
+  WeightView wq, wk, wv, wo;         // [q_dim][n_embd], [kv_dim][n_embd] x2, [n_embd][q_dim]
+  const float* bq = nullptr;         // [q_dim]   (qwen2)
+  const float* bk = nullptr;         // [kv_dim]  (qwen2)
+  const float* bv = nullptr;         // [kv_dim]  (qwen2)
+  const float* q_norm = nullptr;     // [head_dim] (qwen3)
+  const float* k_norm = nullptr;     // [head_dim] (qwen3)
+  const float* ffn_norm = nullptr;   // [n_embd]
+  WeightView gate, up, down;         // [n_ff][n_embd] x2, [n_embd][n_ff]
+};
+
+// Activation buffers on the device, sized for max_batch_tokens.
+struct Model::Workspace {
+  std::unique_ptr<Buffer> x, h, q, k, v, attn, ffn_a, ffn_b, ids, positions, slots, block_tables, logits_in,
+      logits;
+  std::vector<SeqSlice> seqs;
+  std::vector<int32_t> host_tables;
+  int64_t max_logits_rows = 0;
+};
+
+namespace {
+
+int64_t q_dim(const ModelInfo& m) { return m.n_head * m.head_dim; }
+int64_t kv_dim(const ModelInfo& m) { return m.n_head_kv * m.head_dim; }
+
+}  // namespace
+
+Model::Model(GgufFile file, Device& device) : file_(std::move(file)), device_(device) {}
+Model::~Model() = default;
+
+Expected<std::unique_ptr<Model>> Model::load(const std::string& path, Device& device, const ModelOptions& options) {
+  SUANLI_ASSIGN_OR_RETURN(GgufFile file, GgufFile::open(path));
+  std::unique_ptr<Model> m(new Model(std::move(file), device));
+  Expected<ModelInfo> info = ModelInfo::from_gguf(m->file_);
+  if (!info) return info.status().with_context(path);
+  m->info_ = *info;
+  const std::string& arch = m->info_.architecture;
+  if (arch == "llama") {
+    m->neox_rope_ = false;
+  } else if (arch == "qwen2") {
+    m->neox_rope_ = true;
+    m->qkv_bias_ = true;
+  } else if (arch == "qwen3") {
+    m->neox_rope_ = true;
+    m->qk_norm_ = true;
+  } else {
+    return Unsupported(path + ": architecture '" + arch + "' is not supported (llama, qwen2, qwen3)");
+  }
+  if (m->info_.n_vocab <= 0) return CorruptData(path + ": the model has no vocabulary");
+  if (options.max_batch_tokens < 1 || options.max_batch_tokens > (1 << 20)) {
+    return InvalidArgument("max_batch_tokens must be 1 to 1048576");
+  }
+  Status s = m->bind_weights();
+  if (!s.ok()) return s.with_context(path);
+  SUANLI_RETURN_IF_ERROR(m->allocate(options.max_batch_tokens));
+  return m;
+}
+
+Status Model::bind_weights() {
+  const ModelInfo& mi = info_;
+  const GgufFile& f = file_;
+  SUANLI_ASSIGN_OR_RETURN(weights_, device_.map_host(f.data_section(), f.file_size() - f.data_offset()));
+  uint8_t* base = static_cast<uint8_t*>(weights_->data());
+
+  auto find = [&](const std::string& name, std::vector<int64_t> shape) -> Expected<const GgufTensorInfo*> {
+    const GgufTensorInfo* t = f.find_tensor(name);
+    if (!t) return CorruptData("missing tensor '" + name + "'");
+    if (t->shape != shape) {
+      std::string want, got;
+      for (int64_t d : shape) want += (want.empty() ? "" : ", ") + std::to_string(d);
+      for (int64_t d : t->shape) got += (got.empty() ? "" : ", ") + std::to_string(d);
+      return CorruptData("tensor '" + name + "' has shape [" + got + "], the metadata implies [" + want + "]");
+    }
+    return t;
+  };
+  auto matrix = [&](const std::string& name, int64_t n_cols, int64_t n_rows) -> Expected<WeightView> {
+    SUANLI_ASSIGN_OR_RETURN(const GgufTensorInfo* t, find(name, {n_cols, n_rows}));
+    if (!device_.caps().supports(t->type)) {
+      return Unsupported("tensor '" + name + "' is " + std::string(ggml_type_name(t->type)) + ", which " +
+                         device_.name() + " cannot multiply");
+    }
+    WeightView w;
+    w.data = base + t->offset;
+    w.type = t->type;
+    w.n_rows = n_rows;
+    w.n_cols = n_cols;
+    w.row_stride = static_cast<size_t>(row_bytes(t->type, n_cols));
+    return w;
+  };
+  auto vec = [&](const std::string& name, int64_t n) -> Expected<const float*> {
+    SUANLI_ASSIGN_OR_RETURN(const GgufTensorInfo* t, find(name, {n}));
+    if (t->type != GgmlType::kF32) {
+      return Unsupported("tensor '" + name + "' is " + std::string(ggml_type_name(t->type)) + "; vectors must be F32");
+    }
+    return reinterpret_cast<const float*>(base + t->offset);
+  };
+
+  const int64_t E = mi.n_embd, Q = q_dim(mi), KV = kv_dim(mi), F = mi.n_ff;
+  SUANLI_ASSIGN_OR_RETURN(token_embd_, matrix("token_embd.weight", E, mi.n_vocab));
+  if (f.find_tensor("output.weight")) {
+    SUANLI_ASSIGN_OR_RETURN(output_, matrix("output.weight", E, mi.n_vocab));
+  } else {
+    output_ = token_embd_;
+  }
+  SUANLI_ASSIGN_OR_RETURN(output_norm_, vec("output_norm.weight", E));
+  if (f.find_tensor("rope_freqs.weight")) {
+    SUANLI_ASSIGN_OR_RETURN(rope_freqs_, vec("rope_freqs.weight", mi.rope_dim / 2));
+    for (int64_t i = 0; i < mi.rope_dim / 2; ++i) {
+      if (!(rope_freqs_[i] > 0) || !std::isfinite(rope_freqs_[i])) {
+        return CorruptData("rope_freqs.weight holds a non-positive or non-finite factor");
+      }
+    }
+  }
+  layers_.resize(mi.n_layer);
+  for (int64_t l = 0; l < mi.n_layer; ++l) {
+    Layer& L = layers_[l];
+    const std::string p = "blk." + std::to_string(l) + ".";
+    SUANLI_ASSIGN_OR_RETURN(L.attn_norm, vec(p + "attn_norm.weight", E));
+    SUANLI_ASSIGN_OR_RETURN(L.wq, matrix(p + "attn_q.weight", E, Q));
+    SUANLI_ASSIGN_OR_RETURN(L.wk, matrix(p + "attn_k.weight", E, KV));
+    SUANLI_ASSIGN_OR_RETURN(L.wv, matrix(p + "attn_v.weight", E, KV));
+    SUANLI_ASSIGN_OR_RETURN(L.wo, matrix(p + "attn_output.weight", Q, E));
+    if (qkv_bias_) {
+      SUANLI_ASSIGN_OR_RETURN(L.bq, vec(p + "attn_q.bias", Q));
+      SUANLI_ASSIGN_OR_RETURN(L.bk, vec(p + "attn_k.bias", KV));
+      SUANLI_ASSIGN_OR_RETURN(L.bv, vec(p + "attn_v.bias", KV));
+    }
+    if (qk_norm_) {
+      SUANLI_ASSIGN_OR_RETURN(L.q_norm, vec(p + "attn_q_norm.weight", mi.head_dim));
+      SUANLI_ASSIGN_OR_RETURN(L.k_norm, vec(p + "attn_k_norm.weight", mi.head_dim));
+    }
+    SUANLI_ASSIGN_OR_RETURN(L.ffn_norm, vec(p + "ffn_norm.weight", E));
+    SUANLI_ASSIGN_OR_RETURN(L.gate, matrix(p + "ffn_gate.weight", E, F));
+    SUANLI_ASSIGN_OR_RETURN(L.up, matrix(p + "ffn_up.weight", E, F));
+    SUANLI_ASSIGN_OR_RETURN(L.down, matrix(p + "ffn_down.weight", F, E));
+  }
+  return Status::Ok();
+}
+
+Status Model::allocate(int64_t T) {
+  max_batch_tokens_ = T;
+  ws_ = std::make_unique<Workspace>();
+  const ModelInfo& mi = info_;
+  auto floats = [&](std::unique_ptr<Buffer>& b, int64_t n) -> Status {
+    SUANLI_ASSIGN_OR_RETURN(b, device_.alloc(static_cast<size_t>(n) * sizeof(float)));
+    return Status::Ok();
+  };
+  const int64_t wide = std::max({mi.n_embd, q_dim(mi)});
+  SUANLI_RETURN_IF_ERROR(floats(ws_->x, T * mi.n_embd));
+  SUANLI_RETURN_IF_ERROR(floats(ws_->h, T * wide));
+  SUANLI_RETURN_IF_ERROR(floats(ws_->q, T * q_dim(mi)));
+  SUANLI_RETURN_IF_ERROR(floats(ws_->k, T * kv_dim(mi)));
+  SUANLI_RETURN_IF_ERROR(floats(ws_->v, T * kv_dim(mi)));
+  SUANLI_RETURN_IF_ERROR(floats(ws_->attn, T * q_dim(mi)));
+  SUANLI_RETURN_IF_ERROR(floats(ws_->ffn_a, T * mi.n_ff));
+  SUANLI_RETURN_IF_ERROR(floats(ws_->ffn_b, T * mi.n_ff));
+  SUANLI_RETURN_IF_ERROR(floats(ws_->ids, T));
+  SUANLI_RETURN_IF_ERROR(floats(ws_->positions, T));
+  SUANLI_RETURN_IF_ERROR(floats(ws_->slots, T));
+  SUANLI_RETURN_IF_ERROR(floats(ws_->logits_in, T * mi.n_embd));
+  // Logits for every token of a full batch would be T x n_vocab floats;
+  // grow on demand instead (most steps want one row per sequence).
+  return Status::Ok();
+}
+
+uint64_t Model::weight_bytes_per_token() const {
+  uint64_t bytes = static_cast<uint64_t>(output_.row_stride) * output_.n_rows;
+  for (const Layer& L : layers_) {
+    for (const WeightView* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.gate, &L.up, &L.down}) {
+      bytes += static_cast<uint64_t>(w->row_stride) * w->n_rows;
+    }
+  }
+  return bytes;
+}
+
+Status Model::check_batch(const Batch& b, const KvCache& kv) const {
+  const int64_t T = static_cast<int64_t>(b.tokens.size());
+  if (T < 1) return InvalidArgument("empty batch");
+  if (T > max_batch_tokens_) {
+    return InvalidArgument("batch of " + std::to_string(T) + " tokens exceeds max_batch_tokens " +
+                           std::to_string(max_batch_tokens_));
+  }
+  if (static_cast<int64_t>(b.positions.size()) != T || static_cast<int64_t>(b.slots.size()) != T) {
+    return InvalidArgument("batch positions/slots do not match its tokens");
+  }
+  for (int32_t id : b.tokens) {
+    if (id < 0 || id >= info_.n_vocab) {
+      return InvalidArgument("token id " + std::to_string(id) + " is outside the vocabulary [0, " +
+                             std::to_string(info_.n_vocab) + ")");
+    }
+  }
+  const int64_t n_slots = static_cast<int64_t>(kv.n_blocks()) * kv.block_size();
+  for (int32_t s : b.slots) {
+    if (s < 0 || s >= n_slots) return InvalidArgument("KV slot out of range");
+  }
+  int64_t covered = 0;
+  for (const Batch::Seq& s : b.seqs) {
+    if (s.first_token != covered || s.n_tokens < 1 || s.n_past < 0) {
+      return InvalidArgument("batch sequences must cover the tokens contiguously");
+    }
+    covered += s.n_tokens;
+    const int64_t keys = static_cast<int64_t>(s.n_past) + s.n_tokens;
+    if (static_cast<int64_t>(s.block_table.size()) * kv.block_size() < keys) {
+      return InvalidArgument("a sequence's block table does not cover its keys");
+    }
+    for (int32_t blk : s.block_table) {
+      if (blk < 0 || blk >= kv.n_blocks()) return InvalidArgument("block id out of range");
+    }
+    for (int32_t j = 0; j < s.n_tokens; ++j) {
+      if (b.positions[s.first_token + j] != s.n_past + j) return InvalidArgument("positions must follow n_past");
+    }
+  }
+  if (covered != T) return InvalidArgument("batch sequences do not cover all tokens");
+  for (int32_t i : b.logits_for) {
+    if (i < 0 || i >= T) return InvalidArgument("logits requested for a token outside the batch");
+  }
+  return Status::Ok();
+}
+
+Status Model::forward(const Batch& batch, KvCache& kv, float* logits) {
+  SUANLI_RETURN_IF_ERROR(check_batch(batch, kv));
+  const ModelInfo& mi = info_;
+  const int64_t T = static_cast<int64_t>(batch.tokens.size());
+  const int64_t E = mi.n_embd, F = mi.n_ff, D = mi.head_dim;
+  Device& d = device_;
+  Workspace& w = *ws_;
+  auto f32 = [](std::unique_ptr<Buffer>& b) { return static_cast<float*>(b->data()); };
+  auto i32 = [](std::unique_ptr<Buffer>& b) { return static_cast<int32_t*>(b->data()); };
+
+  // Batch metadata to the device: ids, positions, slots, block tables.
+  SUANLI_RETURN_IF_ERROR(d.upload(w.ids->data(), batch.tokens.data(), T * sizeof(int32_t)));
+  SUANLI_RETURN_IF_ERROR(d.upload(w.positions->data(), batch.positions.data(), T * sizeof(int32_t)));
+  SUANLI_RETURN_IF_ERROR(d.upload(w.slots->data(), batch.slots.data(), T * sizeof(int32_t)));
+  w.host_tables.clear();
+  for (const Batch::Seq& s : batch.seqs) {
+    w.host_tables.insert(w.host_tables.end(), s.block_table.begin(), s.block_table.end());
+  }
+  const size_t table_bytes = std::max<size_t>(1, w.host_tables.size()) * sizeof(int32_t);
+  if (!w.block_tables || w.block_tables->size() < table_bytes) {
+    SUANLI_ASSIGN_OR_RETURN(w.block_tables, d.alloc(table_bytes * 2));
+  }
+  if (!w.host_tables.empty()) {
+    SUANLI_RETURN_IF_ERROR(
+        d.upload(w.block_tables->data(), w.host_tables.data(), w.host_tables.size() * sizeof(int32_t)));
+  }
+  w.seqs.clear();
+  size_t table_off = 0;
+  for (const Batch::Seq& s : batch.seqs) {
+    SeqSlice sl;
+    sl.first_token = s.first_token;
+    sl.n_tokens = s.n_tokens;
+    sl.n_past = s.n_past;
+    sl.block_table = i32(w.block_tables) + table_off;
+    sl.n_blocks = static_cast<int32_t>(s.block_table.size());
+    table_off += s.block_table.size();
+    w.seqs.push_back(sl);
+  }
+
+  RopeParams rope;
+  rope.n_dims = static_cast<int32_t>(mi.rope_dim);
+  rope.neox = neox_rope_;
+  rope.freq_base = static_cast<float>(mi.rope_freq_base);
+  rope.freq_scale = mi.rope_scaling_type == "linear" && mi.rope_scaling_factor > 0
+                        ? static_cast<float>(1.0 / mi.rope_scaling_factor)
+                        : 1.0f;
+  rope.freq_factors = rope_freqs_;
+  const float eps = static_cast<float>(mi.rms_norm_eps);
+  const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+
+  float* x = f32(w.x);
+  float* h = f32(w.h);
+  float* q = f32(w.q);
+  float* k = f32(w.k);
+  float* v = f32(w.v);
+  float* attn = f32(w.attn);
+  float* fa = f32(w.ffn_a);
+  float* fb = f32(w.ffn_b);
+
+  d.embed(token_embd_, i32(w.ids), T, x);  // x: [T][E]
+  for (int64_t l = 0; l < mi.n_layer; ++l) {
+    const Layer& L = layers_[l];
+    const KvLayerView kvl = kv.layer(l);
+    // Attention block.
+    d.rms_norm(x, L.attn_norm, T, E, eps, h);
+    d.matmul(h, T, L.wq, L.bq, q);  // q: [T][n_head][D]
+    d.matmul(h, T, L.wk, L.bk, k);  // k: [T][n_head_kv][D]
+    d.matmul(h, T, L.wv, L.bv, v);  // v: [T][n_head_kv][D]
+    if (qk_norm_) {
+      d.rms_norm(q, L.q_norm, T * mi.n_head, D, eps, q);
+      d.rms_norm(k, L.k_norm, T * mi.n_head_kv, D, eps, k);
+    }
+    d.rope(q, T, mi.n_head, D, i32(w.positions), rope);
+    d.rope(k, T, mi.n_head_kv, D, i32(w.positions), rope);
+    d.kv_write(kvl, k, v, T, i32(w.slots));
+    d.attention(q, T, mi.n_head, kvl, w.seqs.data(), static_cast<int32_t>(w.seqs.size()), scale, attn);
+    d.matmul(attn, T, L.wo, nullptr, h);  // h: [T][E]
+    d.add(x, h, T * E, x);
+    // Feed-forward block.
+    d.rms_norm(x, L.ffn_norm, T, E, eps, h);
+    d.matmul(h, T, L.gate, nullptr, fa);  // [T][F]
+    d.matmul(h, T, L.up, nullptr, fb);    // [T][F]
+    d.swiglu(fa, fb, T * F, fa);
+    d.matmul(fa, T, L.down, nullptr, h);  // [T][E]
+    d.add(x, h, T * E, x);
+  }
+
+  // Logits only for the rows asked for.
+  const int64_t R = static_cast<int64_t>(batch.logits_for.size());
+  if (R == 0) return d.synchronize();
+  float* rows = f32(w.logits_in);
+  for (int64_t r = 0; r < R; ++r) {
+    d.convert(x + static_cast<int64_t>(batch.logits_for[r]) * E, GgmlType::kF32, rows + r * E, GgmlType::kF32, E);
+  }
+  d.rms_norm(rows, output_norm_, R, E, eps, rows);
+  if (w.max_logits_rows < R) {
+    SUANLI_ASSIGN_OR_RETURN(w.logits, d.alloc(static_cast<size_t>(R) * mi.n_vocab * sizeof(float)));
+    w.max_logits_rows = R;
+  }
+  d.matmul(rows, R, output_, nullptr, f32(w.logits));
+  SUANLI_RETURN_IF_ERROR(d.synchronize());
+  return d.download(logits, w.logits->data(), static_cast<size_t>(R) * mi.n_vocab * sizeof(float));
+}
+
+}  // namespace suanli
