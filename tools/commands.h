@@ -17,5 +17,6 @@ Runner add_dequant(CLI::App& app);
 Runner add_tokenize(CLI::App& app);
 Runner add_detokenize(CLI::App& app);
 Runner add_template(CLI::App& app);
+Runner add_eval(CLI::App& app);
 
 }  // namespace suanli::cli

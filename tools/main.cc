@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   add(suanli::cli::add_tokenize);
   add(suanli::cli::add_detokenize);
   add(suanli::cli::add_template);
+  add(suanli::cli::add_eval);
 
   try {
     app.parse(argc, argv);
