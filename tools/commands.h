@@ -18,5 +18,9 @@ Runner add_tokenize(CLI::App& app);
 Runner add_detokenize(CLI::App& app);
 Runner add_template(CLI::App& app);
 Runner add_eval(CLI::App& app);
+Runner add_run(CLI::App& app);
+Runner add_chat(CLI::App& app);
+Runner add_bench(CLI::App& app);
+Runner add_devices(CLI::App& app);
 
 }  // namespace suanli::cli

@@ -22,6 +22,10 @@ int main(int argc, char** argv) {
   add(suanli::cli::add_detokenize);
   add(suanli::cli::add_template);
   add(suanli::cli::add_eval);
+  add(suanli::cli::add_run);
+  add(suanli::cli::add_chat);
+  add(suanli::cli::add_bench);
+  add(suanli::cli::add_devices);
 
   try {
     app.parse(argc, argv);

@@ -47,6 +47,14 @@ struct DeviceCaps {
   bool supports(Op op) const;
 };
 
+// What a device can do at best, measured on it (not from a datasheet): the
+// denominators of every roofline fraction suanli reports.
+struct Roofline {
+  double memory_gbs = 0;   // sustained read bandwidth of device memory, GB/s
+  double int8_gops = 0;    // peak int8 multiply-accumulate rate, 1e9 ops/s (a MAC is 2 ops)
+  double fp32_gflops = 0;  // peak fp32 fused multiply-add rate, 1e9 flops/s
+};
+
 struct MemoryInfo {
   uint64_t total_bytes = 0;
   uint64_t free_bytes = 0;
@@ -111,6 +119,8 @@ class Device {
   virtual DeviceKind kind() const = 0;
   virtual const DeviceCaps& caps() const = 0;
   virtual MemoryInfo memory() const = 0;
+  // Runs short micro-benchmarks (about a second in all).
+  virtual Roofline measure_roofline() = 0;
 
   virtual Expected<std::unique_ptr<Buffer>> alloc(size_t bytes) = 0;
   // A buffer holding `bytes` bytes of host memory that outlives the buffer

@@ -8,6 +8,7 @@
 #include <new>
 
 #include "devices/cpu/reference.h"
+#include "devices/cpu/roofline.h"
 
 namespace suanli {
 namespace {
@@ -59,6 +60,14 @@ MemoryInfo CpuDevice::memory() const {
     m.free_bytes = static_cast<uint64_t>(si.freeram + si.bufferram) * si.mem_unit;
   }
   return m;
+}
+
+Roofline CpuDevice::measure_roofline() {
+  Roofline r;
+  r.memory_gbs = cpu::measure_memory_bandwidth_gbs(pool_);
+  r.int8_gops = cpu::measure_peak_int8_gops(pool_);
+  r.fp32_gflops = cpu::measure_peak_fp32_gflops(pool_);
+  return r;
 }
 
 Expected<std::unique_ptr<Buffer>> CpuDevice::alloc(size_t bytes) {

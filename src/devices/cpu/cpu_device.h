@@ -17,6 +17,7 @@ class CpuDevice final : public Device {
   DeviceKind kind() const override { return DeviceKind::kCpu; }
   const DeviceCaps& caps() const override { return caps_; }
   MemoryInfo memory() const override;
+  Roofline measure_roofline() override;
   int threads() const { return pool_.size(); }
   ThreadPool& pool() { return pool_; }
 

@@ -1,0 +1,187 @@
+// suanli bench -m MODEL [-p 512] [-n 128] [-t THREADS] [-r REPS] [--json]:
+// llama-bench-style prefill (ppP) and generation (tgN) throughput, each with
+// its fraction of the device's measured roofline:
+//   tg: tokens/s x weight bytes read per token / measured memory bandwidth
+//   pp: arithmetic per second (2 ops per weight MAC + attention) / measured
+//       peak (int8 for integer weight formats, fp32 for float ones)
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "commands.h"
+#include "model_args.h"
+#include "suanli/session.h"
+
+namespace suanli::cli {
+namespace {
+
+struct BenchArgs {
+  ModelArgs model;
+  int64_t prompt = 512;
+  int64_t gen = 128;
+  int reps = 5;
+  bool json = false;
+};
+
+struct Result {
+  std::string test;
+  double mean = 0, stddev = 0, roofline = 0;
+  double achieved = 0;  // GB/s (tg) or GOPS (pp)
+};
+
+using Clock = std::chrono::steady_clock;
+
+void mean_std(const std::vector<double>& v, double* mean, double* sd) {
+  double s = 0;
+  for (double x : v) s += x;
+  *mean = s / v.size();
+  double q = 0;
+  for (double x : v) q += (x - *mean) * (x - *mean);
+  *sd = v.size() > 1 ? std::sqrt(q / (v.size() - 1)) : 0;
+}
+
+bool integer_weights(const Model& m) {
+  for (const GgufTensorInfo& t : m.file().tensors()) {
+    if (t.name.find("attn_q.weight") != std::string::npos) {
+      return !(t.type == GgmlType::kF32 || t.type == GgmlType::kF16 || t.type == GgmlType::kBF16);
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+Runner add_bench(CLI::App& app) {
+  auto a = std::make_shared<BenchArgs>();
+  CLI::App* sub = app.add_subcommand("bench", "Prefill and generation throughput against the roofline");
+  add_model_args(sub, a->model);
+  sub->add_option("-p,--n-prompt", a->prompt, "Prompt tokens for the pp test (0: skip)");
+  sub->add_option("-n,--n-gen", a->gen, "Generated tokens for the tg test (0: skip)");
+  sub->add_option("-r,--repetitions", a->reps, "Repetitions per test");
+  sub->add_flag("--json", a->json, "Print a JSON list of results");
+  return [a] {
+    auto fail = [](const std::string& m) {
+      std::fprintf(stderr, "suanli bench: %s\n", m.c_str());
+      return 1;
+    };
+    if (a->prompt < 0 || a->gen < 0 || a->prompt + a->gen == 0) return fail("nothing to run (-p and -n are 0)");
+    if (a->reps < 1 || a->reps > 1000) return fail("-r must be 1 to 1000");
+    ModelArgs margs = a->model;
+    margs.batch = std::max<int64_t>(a->prompt, 1);
+    margs.ctx = a->prompt + a->gen + 16;
+    Expected<LoadedModel> lm = load_model(margs);
+    if (!lm) return fail(lm.status().to_string());
+    Model& model = *lm->model;
+    Device& dev = *lm->devices[0];
+    const ModelInfo& mi = model.info();
+    std::fprintf(stderr, "suanli bench: measuring the roofline of %s...\n", dev.name().c_str());
+    const Roofline roof = dev.measure_roofline();
+    const int threads = margs.threads > 0 ? margs.threads : static_cast<int>(std::thread::hardware_concurrency());
+    const bool int8 = integer_weights(model);
+    const double peak_gops = int8 ? roof.int8_gops : roof.fp32_gflops;
+
+    Session session(model, *lm->kv);
+    std::mt19937 rng(1234);
+    std::uniform_int_distribution<int32_t> any_token(0, static_cast<int32_t>(mi.n_vocab - 1));
+    std::vector<Result> results;
+    // Weight MACs per token: every matrix once (the output matrix included).
+    const double weight_macs = [&] {
+      double macs = static_cast<double>(mi.n_vocab) * mi.n_embd;
+      const double q = mi.n_head * mi.head_dim, kv = mi.n_head_kv * mi.head_dim;
+      macs += mi.n_layer * (mi.n_embd * (q + 2 * kv) + q * mi.n_embd + 3.0 * mi.n_embd * mi.n_ff);
+      return macs;
+    }();
+
+    auto run_test = [&](bool pp) -> Status {
+      const int64_t n = pp ? a->prompt : a->gen;
+      std::vector<double> tps;
+      for (int r = -1; r < a->reps; ++r) {  // r == -1: warm-up
+        session.reset();
+        std::vector<int32_t> toks(pp ? n : 1);
+        for (int32_t& t : toks) t = any_token(rng);
+        double s;
+        if (pp) {
+          const auto t0 = Clock::now();
+          SUANLI_RETURN_IF_ERROR(session.set_prompt(toks));
+          s = std::chrono::duration<double>(Clock::now() - t0).count();
+        } else {
+          SUANLI_RETURN_IF_ERROR(session.set_prompt(toks));
+          const auto t0 = Clock::now();
+          for (int64_t i = 0; i < n; ++i) SUANLI_RETURN_IF_ERROR(session.append(any_token(rng)));
+          s = std::chrono::duration<double>(Clock::now() - t0).count();
+        }
+        if (r >= 0) tps.push_back(n / s);
+      }
+      Result res;
+      res.test = (pp ? "pp" : "tg") + std::to_string(n);
+      mean_std(tps, &res.mean, &res.stddev);
+      if (pp) {
+        // Attention: QK and PV, 2 MACs per (key, head dim) per head, causal.
+        const double attn_macs = 2.0 * mi.n_layer * mi.n_head * mi.head_dim * (n + 1) / 2.0;
+        const double ops_per_token = 2 * (weight_macs + attn_macs);
+        res.achieved = res.mean * ops_per_token / 1e9;
+        res.roofline = res.achieved / peak_gops;
+      } else {
+        res.achieved = res.mean * model.weight_bytes_per_token() / 1e9;
+        res.roofline = res.achieved / roof.memory_gbs;
+      }
+      results.push_back(res);
+      return Status::Ok();
+    };
+    if (a->prompt > 0) {
+      if (Status s = run_test(true); !s.ok()) return fail(s.to_string());
+    }
+    if (a->gen > 0) {
+      if (Status s = run_test(false); !s.ok()) return fail(s.to_string());
+    }
+
+    const std::string model_name = mi.name.empty() ? mi.architecture : mi.name;
+    const double size_mib = mi.n_bytes / double(1 << 20);
+    if (a->json) {
+      nlohmann::json out = nlohmann::json::array();
+      for (const Result& r : results) {
+        out.push_back({{"model", model_name},
+                       {"model_size_bytes", mi.n_bytes},
+                       {"model_params", mi.n_params},
+                       {"device", dev.name()},
+                       {"threads", threads},
+                       {"test", r.test},
+                       {"tokens_per_s", r.mean},
+                       {"stddev", r.stddev},
+                       {"repetitions", a->reps},
+                       {"roofline_fraction", r.roofline},
+                       {r.test.rfind("tg", 0) == 0 ? "achieved_gbs" : "achieved_gops", r.achieved},
+                       {"roofline",
+                        {{"memory_gbs", roof.memory_gbs}, {"int8_gops", roof.int8_gops}, {"fp32_gflops", roof.fp32_gflops}}}});
+      }
+      std::printf("%s\n", out.dump(2).c_str());
+      return 0;
+    }
+    std::printf("roofline: %.1f GB/s memory, %.0f GOPS int8, %.0f GFLOPS fp32 (measured on %s, %d threads)\n\n",
+                roof.memory_gbs, roof.int8_gops, roof.fp32_gflops, dev.name().c_str(), threads);
+    std::printf("| %-32s | %10s | %8s | %-6s | %7s | %6s | %18s | %-28s |\n", "model", "size", "params", "device",
+                "threads", "test", "t/s", "roofline");
+    std::printf("| %.32s | %.10s | %.8s | %.6s | %.7s | %.6s | %.18s | %.28s |\n", "--------------------------------",
+                "----------", "--------", "------", "-------", "------", "------------------",
+                "----------------------------");
+    for (const Result& r : results) {
+      char ts[64], rf[64], sz[32], pr[32];
+      std::snprintf(ts, sizeof ts, "%.2f ± %.2f", r.mean, r.stddev);
+      if (r.test.rfind("tg", 0) == 0) {
+        std::snprintf(rf, sizeof rf, "%.1f%% of %.1f GB/s", 100 * r.roofline, roof.memory_gbs);
+      } else {
+        std::snprintf(rf, sizeof rf, "%.1f%% of %.0f %s", 100 * r.roofline, peak_gops, int8 ? "GOPS int8" : "GFLOPS fp32");
+      }
+      std::snprintf(sz, sizeof sz, "%.2f MiB", size_mib);
+      std::snprintf(pr, sizeof pr, "%.2f M", mi.n_params / 1e6);
+      std::printf("| %-32s | %10s | %8s | %-6s | %7d | %6s | %18s | %-28s |\n", model_name.substr(0, 32).c_str(), sz, pr,
+                  "cpu", threads, r.test.c_str(), ts, rf);
+    }
+    return 0;
+  };
+}
+
+}  // namespace suanli::cli

@@ -1,0 +1,73 @@
+#include "model_args.h"
+
+#include <cstdio>
+#include <random>
+
+#include "model/pull.h"
+
+namespace suanli::cli {
+
+void add_model_args(CLI::App* sub, ModelArgs& a) {
+  sub->add_option("-m,--model", a.model, "GGUF model (default: the cached default model)");
+  sub->add_option("-t,--threads", a.threads, "CPU threads (default: all cores)");
+  sub->add_option("-c,--ctx", a.ctx, "Context length to reserve KV cache for");
+  sub->add_option("-b,--batch", a.batch, "Max tokens per forward step (prefill chunk)");
+  sub->add_option("--kv-type", a.kv_type, "KV cache type: f16 or f32");
+}
+
+void add_sampling_args(CLI::App* sub, SamplingArgs& a) {
+  SamplingParams& p = a.params;
+  sub->add_option("--temp", p.temperature, "Temperature (0: greedy)");
+  sub->add_option("--top-k", p.top_k, "Top-k (0: off)");
+  sub->add_option("--top-p", p.top_p, "Top-p (1: off)");
+  sub->add_option("--min-p", p.min_p, "Min-p (0: off)");
+  sub->add_option("--repeat-penalty", p.repetition_penalty, "Repetition penalty (1: off)");
+  sub->add_option("--frequency-penalty", p.frequency_penalty, "Frequency penalty");
+  sub->add_option("--presence-penalty", p.presence_penalty, "Presence penalty");
+  sub->add_option("--seed", a.seed, "Random seed (default: random)");
+}
+
+Expected<SamplingParams> resolve_sampling(const SamplingArgs& a) {
+  SamplingParams p = a.params;
+  p.seed = a.seed >= 0 ? static_cast<uint64_t>(a.seed) : std::random_device{}();
+  SUANLI_RETURN_IF_ERROR(p.validate());
+  return p;
+}
+
+Expected<LoadedModel> load_model(const ModelArgs& a) {
+  if (a.ctx < 1 || a.ctx > (1 << 24)) return InvalidArgument("--ctx must be 1 to 16777216");
+  if (a.batch < 1 || a.batch > 65536) return InvalidArgument("--batch must be 1 to 65536");
+  if (a.threads < 0 || a.threads > 1024) return InvalidArgument("--threads must be 0 to 1024");
+  std::optional<GgmlType> kv_type = parse_ggml_type(a.kv_type);
+  if (!kv_type) return InvalidArgument("unknown --kv-type '" + a.kv_type + "'");
+  std::string path = a.model;
+  if (path.empty()) {
+    SUANLI_ASSIGN_OR_RETURN(std::string home, models_home());
+    path = home + "/" + std::string(kDefaultModelFile);
+  }
+  LoadedModel lm;
+  std::vector<std::string> messages;
+  DeviceOptions dopt;
+  dopt.cpu_threads = a.threads;
+  lm.devices = discover_devices(dopt, &messages);
+  for (const std::string& m : messages) std::fprintf(stderr, "suanli: %s\n", m.c_str());
+  Device& dev = *lm.devices[0];
+  ModelOptions mopt;
+  mopt.max_batch_tokens = a.batch;
+  SUANLI_ASSIGN_OR_RETURN(lm.model, Model::load(path, dev, mopt));
+  const ModelInfo& info = lm.model->info();
+  KvCacheOptions kopt;
+  kopt.type = *kv_type;
+  const uint64_t elem = *kv_type == GgmlType::kF16 ? 2 : 4;
+  const uint64_t per_token = 2ull * info.n_layer * info.n_head_kv * info.head_dim * elem;
+  const int64_t ctx = info.n_ctx_train > 0 ? std::min<int64_t>(a.ctx, info.n_ctx_train) : a.ctx;
+  kopt.memory_bytes = per_token * static_cast<uint64_t>((ctx + kopt.block_size - 1) / kopt.block_size) *
+                      kopt.block_size;
+  SUANLI_ASSIGN_OR_RETURN(lm.kv, KvCache::create(dev, info, kopt));
+  Expected<std::shared_ptr<const Tokenizer>> tok = Tokenizer::from_gguf(lm.model->file());
+  if (!tok) return tok.status().with_context(path);
+  lm.tokenizer = *tok;
+  return lm;
+}
+
+}  // namespace suanli::cli

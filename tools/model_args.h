@@ -1,0 +1,48 @@
+// Flags shared by the subcommands that load a model (run, chat, bench, eval):
+// which model, threads, context and KV cache size, and sampling.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "suanli/device.h"
+#include "suanli/kv_cache.h"
+#include "suanli/model.h"
+#include "suanli/sampler.h"
+#include "suanli/tokenizer.h"
+
+namespace suanli::cli {
+
+struct ModelArgs {
+  std::string model;          // empty: the default model from the cache
+  int threads = 0;            // 0: all cores
+  int64_t ctx = 4096;         // tokens of KV cache for one sequence
+  int64_t batch = 512;        // max tokens per forward step (prefill chunk)
+  std::string kv_type = "f16";
+};
+
+void add_model_args(CLI::App* sub, ModelArgs& a);
+
+struct SamplingArgs {
+  SamplingParams params;
+  int64_t seed = -1;  // -1: random
+};
+
+void add_sampling_args(CLI::App* sub, SamplingArgs& a);
+// Params with the seed resolved (random when not given) and validated.
+Expected<SamplingParams> resolve_sampling(const SamplingArgs& a);
+
+// A model on the first device, with a KV cache of args.ctx tokens and its
+// tokenizer.
+struct LoadedModel {
+  std::vector<std::unique_ptr<Device>> devices;
+  std::unique_ptr<Model> model;
+  std::unique_ptr<KvCache> kv;
+  std::shared_ptr<const Tokenizer> tokenizer;
+};
+
+Expected<LoadedModel> load_model(const ModelArgs& a);
+
+}  // namespace suanli::cli
