@@ -1,0 +1,247 @@
+// matmul kernels for x86-64 with AVX-512 VNNI (Intel Ice Lake and later, AMD
+// Zen 4 and later). Built with its own -m flags (src/CMakeLists.txt) and
+// called only after matmul.cc has checked the CPU supports them.
+//
+// Everything here sits in an anonymous namespace and uses no inline
+// functions or templates from other headers except intrinsics: an
+// out-of-line copy of a shared inline function compiled with AVX-512 could
+// otherwise be picked by the linker for the baseline code.
+//
+// The integer kernel: a 4-row x 4-token tile keeps 16 float accumulators of
+// 16 lanes in registers; per 64 elements each (row, token) costs one
+// vpdpbusd, one convert, one multiply by the activation's lane scales and
+// one FMA with the weight's lane scales. The weight rows (4 zmm) are loaded
+// once per step and reused across the 4 tokens, the tokens' codes across
+// the 4 rows. The tile shape is a template parameter; the arithmetic of one
+// output is the same for every shape (batch invariance).
+#include "devices/cpu/matmul_kernels.h"
+
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VNNI__) && \
+    defined(__AVX512DQ__) && defined(__FMA__) && defined(__F16C__)
+#include <immintrin.h>
+
+#include <cstring>
+
+namespace suanli::cpu::mm {
+namespace {
+
+inline float fp16_at(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, sizeof h);
+  return _cvtsh_ss(h);
+}
+
+void quantize_act(const float* x, const Geometry& g, uint8_t* dst) {
+  int8_t* q = reinterpret_cast<int8_t*>(dst);
+  float* da = reinterpret_cast<float*>(dst + g.kp);
+  float* ht = reinterpret_cast<float*>(dst + 2 * g.kp);
+  const int64_t nb = g.k / 32;
+  for (int64_t b = 0; b < nb; ++b) {
+    const __m512 x0 = _mm512_loadu_ps(x + 32 * b), x1 = _mm512_loadu_ps(x + 32 * b + 16);
+    // Same arithmetic as the portable quantizer: identical codes.
+    const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(x0), _mm512_abs_ps(x1)));
+    const float d = amax / 127.0f;
+    const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
+    const __m512 vid = _mm512_set1_ps(id);
+    const __m512 lim = _mm512_set1_ps(127.0f);
+    // min/max clamp; NaN inputs become +-127 here and 0 in the portable
+    // path, both garbage for garbage.
+    const __m512 y0 = _mm512_min_ps(lim, _mm512_max_ps(_mm512_sub_ps(_mm512_setzero_ps(), lim), _mm512_mul_ps(x0, vid)));
+    const __m512 y1 = _mm512_min_ps(lim, _mm512_max_ps(_mm512_sub_ps(_mm512_setzero_ps(), lim), _mm512_mul_ps(x1, vid)));
+    const __m512i q0 = _mm512_cvtps_epi32(y0), q1 = _mm512_cvtps_epi32(y1);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 32 * b), _mm512_cvtsepi32_epi8(q0));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 32 * b + 16), _mm512_cvtsepi32_epi8(q1));
+    _mm256_storeu_ps(da + 8 * b, _mm256_set1_ps(d));
+    ht[2 * b] = d * static_cast<float>(_mm512_reduce_add_epi32(q0));
+    ht[2 * b + 1] = d * static_cast<float>(_mm512_reduce_add_epi32(q1));
+  }
+  std::memset(q + g.k, 0, g.kp - g.k);
+  for (int64_t i = g.k / 4; i < g.kp / 4; ++i) da[i] = 0.0f;
+  for (int64_t i = g.k / 16; i < g.n_half_pad; ++i) ht[i] = 0.0f;
+}
+
+inline void store_block_scales(float* dw, float* mo, int64_t b, float scale, float offset) {
+  _mm256_storeu_ps(dw + 8 * b, _mm256_set1_ps(scale));
+  mo[2 * b] = offset;
+  mo[2 * b + 1] = offset;
+}
+
+// 32 codes from 16 bytes of nibbles (element j low, j + 16 high).
+inline __m256i nibbles32(const uint8_t* qs) {
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+  const __m128i m = _mm_set1_epi8(0x0f);
+  const __m128i lo = _mm_and_si128(v, m);
+  const __m128i hi = _mm_and_si128(_mm_srli_epi16(v, 4), m);
+  return _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
+}
+
+// The legacy 32-block formats the default and synthetic models use; the
+// others go through the portable unpacker (correct, slower to unpack).
+bool unpack_row(GgmlType type, const uint8_t* src, const Geometry& g, uint8_t* dst) {
+  uint8_t* u = dst;
+  float* dw = reinterpret_cast<float*>(dst + g.kp);
+  float* mo = reinterpret_cast<float*>(dst + 2 * g.kp);
+  const int64_t nb = g.k / 32;
+  switch (type) {
+    case GgmlType::kQ4_1:
+      for (int64_t b = 0; b < nb; ++b, src += 20) {
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(u + 32 * b), nibbles32(src + 4));
+        store_block_scales(dw, mo, b, fp16_at(src), fp16_at(src + 2));
+      }
+      break;
+    case GgmlType::kQ4_0:
+      for (int64_t b = 0; b < nb; ++b, src += 18) {
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(u + 32 * b), nibbles32(src + 2));
+        const float d = fp16_at(src);
+        store_block_scales(dw, mo, b, d, -8.0f * d);
+      }
+      break;
+    case GgmlType::kQ8_0: {
+      const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
+      for (int64_t b = 0; b < nb; ++b, src += 34) {
+        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + 2));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(u + 32 * b), _mm256_xor_si256(v, flip));
+        const float d = fp16_at(src);
+        store_block_scales(dw, mo, b, d, -128.0f * d);
+      }
+      break;
+    }
+    default: return false;
+  }
+  std::memset(u + g.k, 0, g.kp - g.k);
+  for (int64_t i = g.k / 4; i < g.kp / 4; ++i) dw[i] = 0.0f;
+  for (int64_t i = g.k / 16; i < g.n_half_pad; ++i) mo[i] = 0.0f;
+  return true;
+}
+
+template <int R, int C>
+void int_tile_rc(const uint8_t* w, const uint8_t* a, const Geometry& g, const float* bias, float* out, int64_t ldo) {
+  const size_t rb = g.row_bytes;
+  const int64_t kp = g.kp;
+  __m512 acc[R][C];
+  for (int r = 0; r < R; ++r) {
+    for (int c = 0; c < C; ++c) acc[r][c] = _mm512_setzero_ps();
+  }
+  for (int64_t p = 0; p < g.n_pairs; ++p) {
+    __m512i wv[R];
+    for (int r = 0; r < R; ++r) wv[r] = _mm512_loadu_si512(w + r * rb + 64 * p);
+    for (int c = 0; c < C; ++c) {
+      const uint8_t* ac = a + c * rb;
+      const __m512i av = _mm512_loadu_si512(ac + 64 * p);
+      const __m512 da = _mm512_loadu_ps(reinterpret_cast<const float*>(ac + kp) + 16 * p);
+      for (int r = 0; r < R; ++r) {
+        const __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv[r], av);
+        const __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(s), da);
+        const __m512 dw = _mm512_loadu_ps(reinterpret_cast<const float*>(w + r * rb + kp) + 16 * p);
+        acc[r][c] = _mm512_fmadd_ps(f, dw, acc[r][c]);
+      }
+    }
+  }
+  for (int64_t h = 0; h < g.n_half_pad; h += 16) {
+    for (int c = 0; c < C; ++c) {
+      const __m512 ht = _mm512_loadu_ps(reinterpret_cast<const float*>(a + c * rb + 2 * kp) + h);
+      for (int r = 0; r < R; ++r) {
+        const __m512 mo = _mm512_loadu_ps(reinterpret_cast<const float*>(w + r * rb + 2 * kp) + h);
+        acc[r][c] = _mm512_fmadd_ps(mo, ht, acc[r][c]);
+      }
+    }
+  }
+  for (int c = 0; c < C; ++c) {
+    for (int r = 0; r < R; ++r) {
+      const float v = _mm512_reduce_add_ps(acc[r][c]);
+      out[c * ldo + r] = bias ? v + bias[r] : v;
+    }
+  }
+}
+
+template <int R, int C>
+void float_tile_rc(const float* w, const float* a, const Geometry& g, const float* bias, float* out, int64_t ldo) {
+  const int64_t kf = g.kf;
+  __m512 acc[R][C];
+  for (int r = 0; r < R; ++r) {
+    for (int c = 0; c < C; ++c) acc[r][c] = _mm512_setzero_ps();
+  }
+  for (int64_t k = 0; k < kf; k += 16) {
+    __m512 wv[R];
+    for (int r = 0; r < R; ++r) wv[r] = _mm512_loadu_ps(w + r * kf + k);
+    for (int c = 0; c < C; ++c) {
+      const __m512 xv = _mm512_loadu_ps(a + c * kf + k);
+      for (int r = 0; r < R; ++r) acc[r][c] = _mm512_fmadd_ps(wv[r], xv, acc[r][c]);
+    }
+  }
+  for (int c = 0; c < C; ++c) {
+    for (int r = 0; r < R; ++r) {
+      const float v = _mm512_reduce_add_ps(acc[r][c]);
+      out[c * ldo + r] = bias ? v + bias[r] : v;
+    }
+  }
+}
+
+using IntTileFn = void (*)(const uint8_t*, const uint8_t*, const Geometry&, const float*, float*, int64_t);
+using FloatTileFn = void (*)(const float*, const float*, const Geometry&, const float*, float*, int64_t);
+
+template <int R>
+constexpr IntTileFn kIntRow[4] = {int_tile_rc<R, 1>, int_tile_rc<R, 2>, int_tile_rc<R, 3>, int_tile_rc<R, 4>};
+constexpr const IntTileFn* kInt[4] = {kIntRow<1>, kIntRow<2>, kIntRow<3>, kIntRow<4>};
+template <int R>
+constexpr FloatTileFn kFloatRow[4] = {float_tile_rc<R, 1>, float_tile_rc<R, 2>, float_tile_rc<R, 3>,
+                                      float_tile_rc<R, 4>};
+constexpr const FloatTileFn* kFloat[4] = {kFloatRow<1>, kFloatRow<2>, kFloatRow<3>, kFloatRow<4>};
+
+void int_tile(const uint8_t* w, int n_rows, const uint8_t* a, int n_tok, const Geometry& g, const float* bias,
+              float* out, int64_t ldo) {
+  kInt[n_rows - 1][n_tok - 1](w, a, g, bias, out, ldo);
+}
+
+void float_tile(const float* w, int n_rows, const float* a, int n_tok, const Geometry& g, const float* bias,
+                float* out, int64_t ldo) {
+  kFloat[n_rows - 1][n_tok - 1](w, a, g, bias, out, ldo);
+}
+
+bool float_row(GgmlType type, const uint8_t* src, const Geometry& g, float* dst) {
+  const int64_t k = g.k;
+  int64_t i = 0;
+  switch (type) {
+    case GgmlType::kF32:
+      std::memcpy(dst, src, k * sizeof(float));
+      i = k;
+      break;
+    case GgmlType::kF16:
+      for (; i + 16 <= k; i += 16) {
+        const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + 2 * i));
+        _mm512_storeu_ps(dst + i, _mm512_cvtph_ps(h));
+      }
+      for (; i < k; ++i) dst[i] = fp16_at(src + 2 * i);
+      break;
+    case GgmlType::kBF16:
+      for (; i + 16 <= k; i += 16) {
+        const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + 2 * i));
+        const __m512i f = _mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16);
+        _mm512_storeu_ps(dst + i, _mm512_castsi512_ps(f));
+      }
+      for (; i < k; ++i) {
+        uint32_t bits = static_cast<uint32_t>(src[2 * i] | (src[2 * i + 1] << 8)) << 16;
+        std::memcpy(dst + i, &bits, sizeof bits);
+      }
+      break;
+    default: return false;
+  }
+  for (; i < g.kf; ++i) dst[i] = 0.0f;
+  return true;
+}
+
+const KernelTable kTable = {"avx512vnni", quantize_act, unpack_row, int_tile, float_row, float_tile};
+
+}  // namespace
+
+const KernelTable* avx512_kernels() { return &kTable; }
+
+}  // namespace suanli::cpu::mm
+
+#else
+
+namespace suanli::cpu::mm {
+const KernelTable* avx512_kernels() { return nullptr; }
+}  // namespace suanli::cpu::mm
+
+#endif

@@ -1,0 +1,149 @@
+// matmul on every device, every weight format, every kernel set the CPU can
+// run, against the float64 reference (devices/cpu/reference.cc).
+//
+// Tolerances. Integer formats quantize activations to int8 per 32-block
+// (scale amax/127), so each product carries at most |w|·amax/254 of
+// activation rounding: the bound is Σ|w_k|·amax_b(k)/250 plus 2e-5·Σ|x||w|
+// for float rounding of scales and sums. Float formats (F32/F16/BF16) only
+// round their float32 sums: 1e-5·Σ|x||w|.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <string_view>
+
+#include "conformance.h"
+#include "devices/cpu/matmul_kernels.h"
+#include "devices/cpu/reference.h"
+
+namespace suanli::conformance {
+namespace {
+
+bool is_float(GgmlType t) { return t == GgmlType::kF32 || t == GgmlType::kF16 || t == GgmlType::kBF16; }
+
+// Row lengths that exercise each format: a whole number of blocks, an odd
+// number of 64-element steps, and the default model's K=576 and 1536.
+std::vector<int64_t> ks_for(GgmlType t) {
+  const int64_t bs = traits(t).block_size;
+  if (bs == 256) return {256, 768, 1536};
+  if (bs == 32) return {32, 96, 576, 1536};
+  return {7, 33, 576};
+}
+
+// Restores the best kernel set when a test that switches them ends.
+struct IsaGuard {
+  ~IsaGuard() { cpu::mm::select_isa(cpu::mm::available_isas().front()); }
+};
+
+std::vector<std::string_view> isas_to_test(const Device& dev) {
+  if (dev.kind() != DeviceKind::kCpu) return {""};
+  return cpu::mm::available_isas();
+}
+
+void check_matmul(Device& dev, Seeded& s, GgmlType type, int64_t t_count, int64_t n, int64_t k, bool with_bias) {
+  SCOPED_TRACE(std::string(ggml_type_name(type)) + " T=" + std::to_string(t_count) + " N=" + std::to_string(n) +
+               " K=" + std::to_string(k));
+  Weights w = make_weights(s, type, n, k);
+  const std::vector<float> wf = dequantized(w);
+  const std::vector<float> x = s.normal(static_cast<size_t>(t_count * k));
+  const std::vector<float> bias = s.normal(static_cast<size_t>(n));
+  const float* b = with_bias ? bias.data() : nullptr;
+  std::vector<float> got(static_cast<size_t>(t_count * n)), want(got.size());
+  dev.matmul(x.data(), t_count, w.view, b, got.data());
+  ASSERT_TRUE(dev.synchronize().ok());
+  ref::matmul(x.data(), t_count, w.view, b, want.data());
+  int bad = 0;
+  for (int64_t t = 0; t < t_count && bad < 5; ++t) {
+    std::vector<double> amax(static_cast<size_t>((k + 31) / 32), 0.0);
+    for (int64_t i = 0; i < k; ++i) amax[i / 32] = std::max<double>(amax[i / 32], std::fabs(x[t * k + i]));
+    for (int64_t r = 0; r < n && bad < 5; ++r) {
+      double mag = 0, act_err = 0;
+      for (int64_t i = 0; i < k; ++i) {
+        const double aw = std::fabs(wf[r * k + i]);
+        mag += aw * std::fabs(x[t * k + i]);
+        act_err += aw * amax[i / 32] / 250.0;
+      }
+      const double tol = is_float(type) ? 1e-5 * mag + 1e-6 : act_err + 2e-5 * mag + 1e-6;
+      const double err = std::fabs(static_cast<double>(got[t * n + r]) - want[t * n + r]);
+      if (!(err <= tol)) {
+        ++bad;
+        ADD_FAILURE() << "out[" << t << "][" << r << "] = " << got[t * n + r] << ", reference " << want[t * n + r]
+                      << ", error " << err << " > tolerance " << tol;
+      }
+    }
+  }
+}
+
+TEST(Matmul, matches_reference_for_every_format_shape_and_kernel_set) {
+  IsaGuard guard;
+  for (auto& dev : devices_under_test()) {
+    for (std::string_view isa : isas_to_test(*dev)) {
+      if (!isa.empty()) {
+        ASSERT_TRUE(cpu::mm::select_isa(isa));
+      }
+      SCOPED_TRACE(dev->name() + " kernels=" + std::string(isa));
+      for (GgmlType type : dev->caps().weight_formats) {
+        Seeded s;
+        SCOPED_TRACE(s.trace());
+        for (int64_t k : ks_for(type)) {
+          for (int64_t t_count : {1, 3, 17, 64, 130}) {
+            // Big K with big T is slow on the portable kernels; the shapes
+            // that matter for tiling are covered by the smaller K.
+            if (k >= 1536 && t_count > 17) continue;
+            check_matmul(*dev, s, type, t_count, 37, k, t_count % 2 == 1);
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(Matmul, handles_single_row_and_many_rows) {
+  for (auto& dev : devices_under_test()) {
+    Seeded s;
+    SCOPED_TRACE(s.trace());
+    for (GgmlType type : {GgmlType::kQ4_1, GgmlType::kQ8_0, GgmlType::kF16}) {
+      check_matmul(*dev, s, type, 5, 1, 64, true);
+      check_matmul(*dev, s, type, 2, 1000, 64, false);
+    }
+  }
+}
+
+// out[t] depends on x[t] and W only: bit-identical with T=1, inside a batch
+// of 37 unrelated rows, and with 1 or 2 threads.
+TEST(Matmul, is_batch_and_thread_invariant) {
+  IsaGuard guard;
+  auto devs2 = devices_under_test(2);
+  auto devs1 = devices_under_test(1);
+  ASSERT_EQ(devs1.size(), devs2.size());
+  for (size_t d = 0; d < devs2.size(); ++d) {
+    for (std::string_view isa : isas_to_test(*devs2[d])) {
+      if (!isa.empty()) {
+        ASSERT_TRUE(cpu::mm::select_isa(isa));
+      }
+      SCOPED_TRACE(devs2[d]->name() + " kernels=" + std::string(isa));
+      for (GgmlType type : devs2[d]->caps().weight_formats) {
+        Seeded s;
+        SCOPED_TRACE(s.trace() + " " + std::string(ggml_type_name(type)));
+        const int64_t k = traits(type).block_size == 256 ? 512 : 576, n = 75, t_count = 37;
+        Weights w = make_weights(s, type, n, k);
+        const std::vector<float> x = s.normal(static_cast<size_t>(t_count * k));
+        const std::vector<float> bias = s.normal(n);
+        std::vector<float> batch(t_count * n), batch1(t_count * n), single(n);
+        devs2[d]->matmul(x.data(), t_count, w.view, bias.data(), batch.data());
+        devs1[d]->matmul(x.data(), t_count, w.view, bias.data(), batch1.data());
+        EXPECT_TRUE(bit_equal(batch.data(), batch1.data(), batch.size())) << "1 vs 2 threads";
+        for (int64_t t : {0, 5, 18, 36}) {
+          devs2[d]->matmul(x.data() + t * k, 1, w.view, bias.data(), single.data());
+          EXPECT_TRUE(bit_equal(single.data(), batch.data() + t * n, n)) << "token " << t << ": T=1 vs T=37";
+        }
+        // A 3-token batch starting at token 18 (different tile positions).
+        std::vector<float> three(3 * n);
+        devs2[d]->matmul(x.data() + 18 * k, 3, w.view, bias.data(), three.data());
+        EXPECT_TRUE(bit_equal(three.data(), batch.data() + 18 * n, 3 * n)) << "T=3 vs T=37";
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace suanli::conformance
