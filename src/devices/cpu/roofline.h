@@ -14,5 +14,7 @@ double measure_memory_bandwidth_gbs(ThreadPool& pool);
 double measure_peak_int8_gops(ThreadPool& pool);
 // Peak fp32 FMA rate (AVX-512F, AVX2+FMA, or scalar), in 1e9 flops/s.
 double measure_peak_fp32_gflops(ThreadPool& pool);
+// The instruction set the peaks were measured with ("avx512vnni", "avx2", "scalar").
+const char* peak_isa_name();
 
 }  // namespace suanli::cpu

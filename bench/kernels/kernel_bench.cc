@@ -1,0 +1,172 @@
+// Kernel benchmark for the CPU device's matmul (the lab: see also
+// tests/conformance for correctness). Usage:
+//   suanli_kernel_bench [--threads N] [--isa avx512vnni|avx2|portable] [--quick]
+// Prints, per weight format, T=1 bandwidth (weight bytes / time) as a
+// fraction of measured read bandwidth and T=512 throughput (2·T·N·K ops /
+// time) as a fraction of the measured int8 (integer formats) or fp32 (float
+// formats) peak; then a decode step of SmolLM2-135M's shapes (Q4_1 layers,
+// tied Q8_0 output) as tokens/s and fraction of the memory roofline.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/quant/quant.h"
+#include "core/thread_pool.h"
+#include "devices/cpu/kernels.h"
+#include "devices/cpu/matmul_kernels.h"
+#include "devices/cpu/roofline.h"
+
+namespace suanli {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct Matrix {
+  std::vector<uint8_t> bytes;
+  WeightView view;
+};
+
+// n x k weights in `type`: 64 distinct quantized rows repeated (quantizing
+// hundreds of MB would dominate the run; the kernels' speed does not depend
+// on the values). Formats without a quantizer get random blocks with small
+// fp16 scales.
+Matrix make_matrix(GgmlType type, int64_t n, int64_t k, std::mt19937& rng) {
+  Matrix m;
+  const int64_t rb = row_bytes(type, k);
+  const int64_t distinct = std::min<int64_t>(64, n);
+  std::vector<uint8_t> seed_rows(static_cast<size_t>(rb * distinct));
+  std::normal_distribution<float> normal(0.0f, 0.5f);
+  if (quant::can_quantize(type)) {
+    std::vector<float> f(static_cast<size_t>(k));
+    for (int64_t r = 0; r < distinct; ++r) {
+      for (float& v : f) v = normal(rng);
+      (void)quant::quantize(type, f.data(), seed_rows.data() + r * rb, k);
+    }
+  } else {
+    for (uint8_t& b : seed_rows) b = static_cast<uint8_t>(rng());
+    const uint16_t small = quant::fp32_to_fp16(0.01f);
+    const int64_t ts = traits(type).type_size;
+    for (int64_t off = 0; off < static_cast<int64_t>(seed_rows.size()); off += ts) {
+      uint8_t* blk = seed_rows.data() + off;
+      if (type == GgmlType::kQ2_K) { std::memcpy(blk + 80, &small, 2); std::memcpy(blk + 82, &small, 2); }
+      if (type == GgmlType::kQ3_K) std::memcpy(blk + 108, &small, 2);
+      if (type == GgmlType::kQ5_K) { std::memcpy(blk, &small, 2); std::memcpy(blk + 2, &small, 2); }
+    }
+  }
+  m.bytes.resize(static_cast<size_t>(rb * n));
+  for (int64_t r = 0; r < n; ++r) std::memcpy(m.bytes.data() + r * rb, seed_rows.data() + (r % distinct) * rb, rb);
+  m.view = WeightView{m.bytes.data(), type, n, k, static_cast<size_t>(rb)};
+  return m;
+}
+
+// Median seconds of fn() over repeated runs lasting ~min_s in all.
+template <typename Fn>
+double time_median(Fn&& fn, double min_s) {
+  fn();  // warm up (workspace growth, page faults)
+  std::vector<double> runs;
+  const auto start = Clock::now();
+  while (runs.size() < 3 || (std::chrono::duration<double>(Clock::now() - start).count() < min_s && runs.size() < 200)) {
+    const auto t0 = Clock::now();
+    fn();
+    runs.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+  }
+  std::sort(runs.begin(), runs.end());
+  return runs[runs.size() / 2];
+}
+
+bool is_float(GgmlType t) { return t == GgmlType::kF32 || t == GgmlType::kF16 || t == GgmlType::kBF16; }
+
+}  // namespace
+}  // namespace suanli
+
+int main(int argc, char** argv) {
+  using namespace suanli;
+  int threads = static_cast<int>(std::thread::hardware_concurrency());
+  std::string isa;
+  bool quick = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--threads" && i + 1 < argc) threads = std::atoi(argv[++i]);
+    else if (a == "--isa" && i + 1 < argc) isa = argv[++i];
+    else if (a == "--quick") quick = true;
+    else {
+      std::fprintf(stderr, "usage: suanli_kernel_bench [--threads N] [--isa NAME] [--quick]\n");
+      return 2;
+    }
+  }
+  if (!isa.empty() && !cpu::mm::select_isa(isa)) {
+    std::fprintf(stderr, "kernel set %s is not available on this CPU\n", isa.c_str());
+    return 2;
+  }
+  ThreadPool pool(threads);
+  cpu::Workspace ws;
+  std::mt19937 rng(42);
+
+  const double bw = cpu::measure_memory_bandwidth_gbs(pool);
+  const double int8_peak = cpu::measure_peak_int8_gops(pool);
+  const double fp32_peak = cpu::measure_peak_fp32_gflops(pool);
+  std::printf("threads %d, matmul kernels %s\n", pool.size(), std::string(cpu::mm::selected_isa()).c_str());
+  std::printf("roofline: read bandwidth %.1f GB/s, int8 peak %.0f GOPS (%s), fp32 peak %.0f GFLOPS\n\n", bw, int8_peak,
+              cpu::peak_isa_name(), fp32_peak);
+
+  const double min_s = quick ? 0.1 : 0.4;
+  const int64_t k = 1536;
+  std::printf("| format | T=1 GB/s | of bandwidth | T=512 GOPS | of peak |\n");
+  std::printf("| --- | ---: | ---: | ---: | ---: |\n");
+  for (GgmlType type : cpu::supported_weight_formats()) {
+    // T=1: ~128 MiB of weights, 4x a large L3, so bytes come from DRAM.
+    const int64_t rb = row_bytes(type, k);
+    const int64_t n1 = (int64_t{128} << 20) / rb / 64 * 64;
+    Matrix big = make_matrix(type, n1, k, rng);
+    std::vector<float> x(static_cast<size_t>(512 * k)), out(static_cast<size_t>(512) * std::max<int64_t>(n1, 4096));
+    for (float& v : x) v = std::normal_distribution<float>(0.0f, 1.0f)(rng);
+    const double t1 = time_median([&] { cpu::matmul(pool, ws, x.data(), 1, big.view, nullptr, out.data()); }, min_s);
+    const double gbs = static_cast<double>(rb * n1) / t1 / 1e9;
+    big = Matrix{};
+    // T=512: 4096 x 1536, compute-bound.
+    const int64_t n2 = 4096, t_count = 512;
+    Matrix mid = make_matrix(type, n2, k, rng);
+    const double t2 =
+        time_median([&] { cpu::matmul(pool, ws, x.data(), t_count, mid.view, nullptr, out.data()); }, min_s);
+    const double gops = 2.0 * t_count * n2 * k / t2 / 1e9;
+    const double peak = is_float(type) ? fp32_peak : int8_peak;
+    std::printf("| %s | %.1f | %.0f%% | %.0f | %.0f%% |\n", std::string(ggml_type_name(type)).c_str(), gbs,
+                100 * gbs / bw, gops, 100 * gops / peak);
+    std::fflush(stdout);
+  }
+
+  // One decode step of SmolLM2-135M's matmuls: 30 layers of q, k, v, o,
+  // gate, up, down in Q4_1 plus the tied Q8_0 output matrix. Distinct
+  // matrices, so nothing stays cached between steps.
+  std::printf("\nSmolLM2-135M decode step (matmuls only, Q4_1 layers + Q8_0 output):\n");
+  struct Shape { int64_t n, k; };
+  const Shape layer[] = {{576, 576}, {192, 576}, {192, 576}, {576, 576}, {1536, 576}, {1536, 576}, {576, 1536}};
+  std::vector<Matrix> mats;
+  size_t bytes = 0;
+  for (int l = 0; l < 30; ++l) {
+    for (const Shape& s : layer) {
+      mats.push_back(make_matrix(GgmlType::kQ4_1, s.n, s.k, rng));
+      bytes += mats.back().bytes.size();
+    }
+  }
+  mats.push_back(make_matrix(GgmlType::kQ8_0, 49152, 576, rng));
+  bytes += mats.back().bytes.size();
+  std::vector<float> x(64 * 1536, 0.5f), out(64 * 49152);
+  for (int64_t t_count : {1, 4, 16, 64}) {
+    const double step = time_median(
+        [&] {
+          for (const Matrix& m : mats) cpu::matmul(pool, ws, x.data(), t_count, m.view, nullptr, out.data());
+        },
+        min_s);
+    const double gbs = static_cast<double>(bytes) / step / 1e9;
+    std::printf("  T=%-3lld %.2f ms/step  %.1f MB weights  %.1f GB/s = %.0f%% of bandwidth  %.0f tokens/s\n",
+                static_cast<long long>(t_count), step * 1e3, bytes / 1e6, gbs, 100 * gbs / bw, t_count / step);
+  }
+  return 0;
+}
