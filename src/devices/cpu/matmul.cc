@@ -161,7 +161,9 @@ void matmul(ThreadPool& pool, Workspace& ws, const float* x, int64_t n_tokens, c
   });
 
   const size_t wrow = act_row;  // an unpacked weight row has the activation row's layout
-  const int64_t rows_per_tile = tile_rows(wrow);
+  // With one token chunk nothing reuses a tile: 4 rows keep the unpacked
+  // tile in L1 while the weight stream comes in.
+  const int64_t rows_per_tile = T <= kMaxTileTokens ? kMaxTileRows : tile_rows(wrow);
   pool.parallel_for(N, kMaxTileRows, [&](int64_t n_begin, int64_t n_end) {
     thread_local std::vector<uint8_t> tile_buf;
     uint8_t* tile = aligned_bytes(tile_buf, wrow * rows_per_tile);
