@@ -10,19 +10,112 @@
 #include "core/quant/quant.h"
 #include "devices/cpu/kernels.h"
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 namespace suanli::cpu {
 namespace {
 
 inline float silu(float x) { return x / (1.0f + std::exp(-x)); }
 
-void load_kv_row(const KvLayerView& kv, const void* pool, int64_t slot, int64_t head, float* out) {
-  const int64_t idx = (slot * kv.n_kv_heads + head) * kv.head_dim;
-  if (kv.type == GgmlType::kF32) {
-    std::memcpy(out, static_cast<const float*>(pool) + idx, kv.head_dim * sizeof(float));
-  } else {
-    const uint16_t* p = static_cast<const uint16_t*>(pool) + idx;
-    for (int64_t e = 0; e < kv.head_dim; ++e) out[e] = quant::fp16_to_fp32(p[e]);
+// Row kernels of attention and kv_write: portable loops, and x86 versions
+// with F16C conversions and AVX2 FMA dot products (function-level target
+// attributes, chosen once at run time; the rest of the file stays baseline).
+// Dot products use 16 lanes and a fixed reduction tree either way.
+struct RowKernels {
+  void (*f16_to_f32)(const uint16_t* src, float* dst, int64_t n);
+  void (*f32_to_f16)(const float* src, uint16_t* dst, int64_t n);
+  // out[r] = dot(q, k[r]) * scale for r < nk (k rows of d floats).
+  void (*dots)(const float* q, const float* k, int64_t nk, int64_t d, float scale, float* out);
+  // acc[:] += p[r] * v[r][:] for r < nk, in order.
+  void (*accumulate)(const float* p, const float* v, int64_t nk, int64_t d, float* acc);
+};
+
+void f16_to_f32_portable(const uint16_t* src, float* dst, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) dst[i] = quant::fp16_to_fp32(src[i]);
+}
+void f32_to_f16_portable(const float* src, uint16_t* dst, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) dst[i] = quant::fp32_to_fp16(src[i]);
+}
+void dots_portable(const float* q, const float* k, int64_t nk, int64_t d, float scale, float* out) {
+  for (int64_t r = 0; r < nk; ++r) {
+    const float* kr = k + r * d;
+    float part[16] = {};
+    for (int64_t e = 0; e < d; ++e) part[e % 16] += q[e] * kr[e];
+    for (int w = 8; w > 0; w /= 2) {
+      for (int l = 0; l < w; ++l) part[l] += part[l + w];
+    }
+    out[r] = part[0] * scale;
   }
+}
+void accumulate_portable(const float* p, const float* v, int64_t nk, int64_t d, float* acc) {
+  for (int64_t r = 0; r < nk; ++r) {
+    for (int64_t e = 0; e < d; ++e) acc[e] += p[r] * v[r * d + e];
+  }
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx2,f16c,fma"))) void f16_to_f32_x86(const uint16_t* src, float* dst, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i))));
+  }
+  for (; i < n; ++i) dst[i] = _cvtsh_ss(src[i]);
+}
+__attribute__((target("avx2,f16c,fma"))) void f32_to_f16_x86(const float* src, uint16_t* dst, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i),
+                     _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+  }
+  for (; i < n; ++i) dst[i] = _cvtss_sh(src[i], _MM_FROUND_TO_NEAREST_INT);
+}
+__attribute__((target("avx2,f16c,fma"))) void dots_x86(const float* q, const float* k, int64_t nk, int64_t d,
+                                                        float scale, float* out) {
+  const int64_t d16 = d / 16 * 16;
+  for (int64_t r = 0; r < nk; ++r) {
+    const float* kr = k + r * d;
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    for (int64_t e = 0; e < d16; e += 16) {
+      a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + e), _mm256_loadu_ps(kr + e), a0);
+      a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + e + 8), _mm256_loadu_ps(kr + e + 8), a1);
+    }
+    alignas(32) float part[16];
+    _mm256_store_ps(part, a0);
+    _mm256_store_ps(part + 8, a1);
+    for (int64_t e = d16; e < d; ++e) part[e % 16] += q[e] * kr[e];
+    for (int w = 8; w > 0; w /= 2) {
+      for (int l = 0; l < w; ++l) part[l] += part[l + w];
+    }
+    out[r] = part[0] * scale;
+  }
+}
+__attribute__((target("avx2,f16c,fma"))) void accumulate_x86(const float* p, const float* v, int64_t nk, int64_t d,
+                                                              float* acc) {
+  const int64_t d8 = d / 8 * 8;
+  for (int64_t r = 0; r < nk; ++r) {
+    const __m256 pr = _mm256_set1_ps(p[r]);
+    const float* vr = v + r * d;
+    for (int64_t e = 0; e < d8; e += 8) {
+      _mm256_storeu_ps(acc + e, _mm256_fmadd_ps(pr, _mm256_loadu_ps(vr + e), _mm256_loadu_ps(acc + e)));
+    }
+    for (int64_t e = d8; e < d; ++e) acc[e] = std::fma(p[r], vr[e], acc[e]);
+  }
+}
+#endif
+
+const RowKernels& row_kernels() {
+  static const RowKernels kernels = [] {
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c") && __builtin_cpu_supports("fma")) {
+      return RowKernels{f16_to_f32_x86, f32_to_f16_x86, dots_x86, accumulate_x86};
+    }
+#endif
+    return RowKernels{f16_to_f32_portable, f32_to_f16_portable, dots_portable, accumulate_portable};
+  }();
+  return kernels;
 }
 
 }  // namespace
@@ -95,6 +188,7 @@ void kv_write(ThreadPool& pool, const KvLayerView& kv, const float* k, const flo
               const int32_t* slots) {
   (void)pool;
   const int64_t row = kv.n_kv_heads * kv.head_dim;
+  const RowKernels& rk = row_kernels();
   for (int64_t t = 0; t < n_tokens; ++t) {
     SUANLI_CHECK(slots[t] >= 0 && slots[t] < kv.n_blocks * kv.block_size);
     const int64_t base = static_cast<int64_t>(slots[t]) * row;
@@ -102,96 +196,132 @@ void kv_write(ThreadPool& pool, const KvLayerView& kv, const float* k, const flo
       std::memcpy(static_cast<float*>(kv.k) + base, k + t * row, row * sizeof(float));
       std::memcpy(static_cast<float*>(kv.v) + base, v + t * row, row * sizeof(float));
     } else {
-      uint16_t* kd = static_cast<uint16_t*>(kv.k) + base;
-      uint16_t* vd = static_cast<uint16_t*>(kv.v) + base;
-      for (int64_t i = 0; i < row; ++i) {
-        kd[i] = quant::fp32_to_fp16(k[t * row + i]);
-        vd[i] = quant::fp32_to_fp16(v[t * row + i]);
-      }
+      rk.f32_to_f16(k + t * row, static_cast<uint16_t*>(kv.k) + base, row);
+      rk.f32_to_f16(v + t * row, static_cast<uint16_t*>(kv.v) + base, row);
     }
   }
 }
+
+// Attention. Work items are (sequence, kv head, chunk of up to kQueryChunk
+// of the sequence's tokens): the chunk's queries of every head in the kv
+// head's group share each key/value row, which is converted to float32 once
+// per item in blocks of kKeyBlock rows (prefill has many queries per key
+// row; decode has the group's heads). Per query the arithmetic is fixed:
+// scores by one dot-product kernel in key order, max, exp and sum in key
+// order, then p·v accumulated in key order and divided by the sum. It does
+// not depend on the chunking, the batch or the thread count, so a token
+// gives the same bits in a prefill chunk and as a lone decode step.
+namespace {
+constexpr int64_t kQueryChunk = 16;
+constexpr int64_t kKeyBlock = 32;
+}  // namespace
 
 void attention(ThreadPool& pool, Workspace& ws, const float* q, int64_t n_tokens, int64_t n_heads,
                const KvLayerView& kv, const SeqSlice* seqs, int32_t n_seqs, float scale, float* out) {
   SUANLI_CHECK(n_heads % kv.n_kv_heads == 0);
   const int64_t group = n_heads / kv.n_kv_heads;
   const int64_t d = kv.head_dim;
-  // Work items: (sequence, token within it, kv head) — the query heads of
-  // one kv head share each key/value row read from the cache.
+  const RowKernels& rk = row_kernels();
   int64_t max_keys = 0;
-  for (int32_t s = 0; s < n_seqs; ++s) max_keys = std::max<int64_t>(max_keys, seqs[s].n_past + seqs[s].n_tokens);
-  if (static_cast<int>(ws.per_thread.size()) < pool.size()) ws.per_thread.resize(pool.size());
-  for (auto& buf : ws.per_thread) {
-    const size_t need = static_cast<size_t>(max_keys * group + 2 * d + group * d);
-    if (buf.size() < need) buf.resize(need);
-  }
-  std::vector<int64_t> item_seq;  // small: one entry per (seq, token)
-  item_seq.reserve(n_tokens);
+  struct Item {
+    int32_t seq, kvh, j0, nj;
+  };
+  std::vector<Item> items;  // small: one per (sequence, kv head, chunk)
   for (int32_t s = 0; s < n_seqs; ++s) {
-    for (int32_t j = 0; j < seqs[s].n_tokens; ++j) item_seq.push_back(s);
-  }
-  const int64_t n_items = static_cast<int64_t>(item_seq.size()) * kv.n_kv_heads;
-  pool.run([&](int tid) {
-    float* scores = ws.per_thread[tid].data();  // [group][max_keys]
-    float* krow = scores + max_keys * group;
-    float* vrow = krow + d;
-    float* acc = vrow + d;  // [group][d]
-    for (int64_t item = tid; item < n_items; item += pool.size()) {
-      const int64_t tok_item = item / kv.n_kv_heads;
-      const int64_t kvh = item % kv.n_kv_heads;
-      const SeqSlice& sq = seqs[item_seq[tok_item]];
-      int64_t j = tok_item;
-      for (int32_t s = 0; s < item_seq[tok_item]; ++s) j -= seqs[s].n_tokens;
-      const int64_t t = sq.first_token + j;
-      const int64_t n_keys = sq.n_past + j + 1;
-      float max_score[64];
-      SUANLI_CHECK(group <= 64);
-      for (int64_t g = 0; g < group; ++g) max_score[g] = -INFINITY;
-      for (int64_t key = 0; key < n_keys; ++key) {
-        const int64_t slot = static_cast<int64_t>(sq.block_table[key / kv.block_size]) * kv.block_size +
-                             key % kv.block_size;
-        load_kv_row(kv, kv.k, slot, kvh, krow);
-        for (int64_t g = 0; g < group; ++g) {
-          const float* qh = q + (t * n_heads + kvh * group + g) * d;
-          float part[8] = {};
-          for (int64_t e = 0; e < d; e += 8) {
-            for (int l = 0; l < 8; ++l) part[l] += qh[e + l] * krow[e + l];
-          }
-          float dot = ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
-          const float sc = dot * scale;
-          scores[g * max_keys + key] = sc;
-          max_score[g] = std::max(max_score[g], sc);
-        }
-      }
-      float denom[64];
-      for (int64_t g = 0; g < group; ++g) {
-        float sum = 0;
-        for (int64_t key = 0; key < n_keys; ++key) {
-          const float e = std::exp(scores[g * max_keys + key] - max_score[g]);
-          scores[g * max_keys + key] = e;
-          sum += e;
-        }
-        denom[g] = sum;
-      }
-      std::fill(acc, acc + group * d, 0.0f);
-      for (int64_t key = 0; key < n_keys; ++key) {
-        const int64_t slot = static_cast<int64_t>(sq.block_table[key / kv.block_size]) * kv.block_size +
-                             key % kv.block_size;
-        load_kv_row(kv, kv.v, slot, kvh, vrow);
-        for (int64_t g = 0; g < group; ++g) {
-          const float w = scores[g * max_keys + key];
-          float* a = acc + g * d;
-          for (int64_t e = 0; e < d; ++e) a[e] += w * vrow[e];
-        }
-      }
-      for (int64_t g = 0; g < group; ++g) {
-        float* oh = out + (t * n_heads + kvh * group + g) * d;
-        const float inv = 1.0f / denom[g];
-        for (int64_t e = 0; e < d; ++e) oh[e] = acc[g * d + e] * inv;
+    const SeqSlice& sq = seqs[s];
+    SUANLI_CHECK(sq.first_token >= 0 && sq.first_token + sq.n_tokens <= n_tokens);
+    SUANLI_CHECK((sq.n_past + sq.n_tokens + kv.block_size - 1) / kv.block_size <= sq.n_blocks);
+    max_keys = std::max<int64_t>(max_keys, sq.n_past + sq.n_tokens);
+    for (int32_t j0 = 0; j0 < sq.n_tokens; j0 += kQueryChunk) {
+      for (int32_t h = 0; h < kv.n_kv_heads; ++h) {
+        items.push_back({s, h, j0, static_cast<int32_t>(std::min<int64_t>(kQueryChunk, sq.n_tokens - j0))});
       }
     }
-  });
+  }
+  const int64_t max_q = group * kQueryChunk;
+  // Per thread: scores [max_q][max_keys], key/value tile [kKeyBlock][d],
+  // accumulators [max_q][d].
+  const size_t need = static_cast<size_t>(max_q * max_keys + kKeyBlock * d + max_q * d);
+  if (static_cast<int>(ws.per_thread.size()) < pool.size()) ws.per_thread.resize(pool.size());
+  for (auto& buf : ws.per_thread) {
+    if (buf.size() < need) buf.resize(need);
+  }
+  const int64_t n_items = static_cast<int64_t>(items.size());
+  auto body = [&](int tid) {
+    float* scores = ws.per_thread[tid].data();
+    float* tile = scores + max_q * max_keys;
+    float* acc = tile + kKeyBlock * d;
+    for (int64_t it = tid; it < n_items; it += pool.size()) {
+      const Item& item = items[it];
+      const SeqSlice& sq = seqs[item.seq];
+      const int64_t keys_total = sq.n_past + item.j0 + item.nj;  // keys the last query sees
+      const int64_t nq = group * item.nj;
+      // Query qi = jj * group + g: token j0 + jj, head kvh * group + g.
+      auto query = [&](int64_t qi) {
+        const int64_t t = sq.first_token + item.j0 + qi / group;
+        return q + (t * n_heads + item.kvh * group + qi % group) * d;
+      };
+      auto n_keys_of = [&](int64_t qi) { return sq.n_past + item.j0 + qi / group + 1; };
+      auto load_tile = [&](const void* pool_base, int64_t k0, int64_t nk) {
+        for (int64_t r = 0; r < nk; ++r) {
+          const int64_t key = k0 + r;
+          const int64_t slot =
+              static_cast<int64_t>(sq.block_table[key / kv.block_size]) * kv.block_size + key % kv.block_size;
+          const int64_t idx = (slot * kv.n_kv_heads + item.kvh) * d;
+          if (kv.type == GgmlType::kF32) {
+            std::memcpy(tile + r * d, static_cast<const float*>(pool_base) + idx, d * sizeof(float));
+          } else {
+            rk.f16_to_f32(static_cast<const uint16_t*>(pool_base) + idx, tile + r * d, d);
+          }
+        }
+      };
+      // Scores.
+      for (int64_t k0 = 0; k0 < keys_total; k0 += kKeyBlock) {
+        const int64_t nk = std::min(kKeyBlock, keys_total - k0);
+        load_tile(kv.k, k0, nk);
+        for (int64_t qi = 0; qi < nq; ++qi) {
+          const int64_t lim = std::min(nk, n_keys_of(qi) - k0);
+          if (lim > 0) rk.dots(query(qi), tile, lim, d, scale, scores + qi * max_keys + k0);
+        }
+      }
+      // Softmax weights (unnormalized) and their sums.
+      float denom[kQueryChunk * 64];
+      SUANLI_CHECK(nq <= kQueryChunk * 64);
+      for (int64_t qi = 0; qi < nq; ++qi) {
+        float* sc = scores + qi * max_keys;
+        const int64_t nk = n_keys_of(qi);
+        float m = -INFINITY;
+        for (int64_t key = 0; key < nk; ++key) m = std::max(m, sc[key]);
+        float sum = 0;
+        for (int64_t key = 0; key < nk; ++key) {
+          sc[key] = std::exp(sc[key] - m);
+          sum += sc[key];
+        }
+        denom[qi] = sum;
+      }
+      // Weighted values.
+      std::fill(acc, acc + nq * d, 0.0f);
+      for (int64_t k0 = 0; k0 < keys_total; k0 += kKeyBlock) {
+        const int64_t nk = std::min(kKeyBlock, keys_total - k0);
+        load_tile(kv.v, k0, nk);
+        for (int64_t qi = 0; qi < nq; ++qi) {
+          const int64_t lim = std::min(nk, n_keys_of(qi) - k0);
+          if (lim > 0) rk.accumulate(scores + qi * max_keys + k0, tile, lim, d, acc + qi * d);
+        }
+      }
+      for (int64_t qi = 0; qi < nq; ++qi) {
+        const int64_t t = sq.first_token + item.j0 + qi / group;
+        float* oh = out + (t * n_heads + item.kvh * group + qi % group) * d;
+        const float inv = 1.0f / denom[qi];
+        for (int64_t e = 0; e < d; ++e) oh[e] = acc[qi * d + e] * inv;
+      }
+    }
+  };
+  if (n_items == 1) {
+    body(0);
+  } else {
+    pool.run(body);
+  }
 }
 
 void swiglu(ThreadPool& pool, const float* gate, const float* up, int64_t n, float* out) {
