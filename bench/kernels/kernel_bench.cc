@@ -168,5 +168,30 @@ int main(int argc, char** argv) {
     std::printf("  T=%-3lld %.2f ms/step  %.1f MB weights  %.1f GB/s = %.0f%% of bandwidth  %.0f tokens/s\n",
                 static_cast<long long>(t_count), step * 1e3, bytes / 1e6, gbs, 100 * gbs / bw, t_count / step);
   }
+
+  // Attention of SmolLM2-135M's shape (9 heads, 3 kv heads, head_dim 64, F16
+  // cache, blocks of 16): a 512-token prefill and one decode step at 512.
+  {
+    const int64_t heads = 9, kvh = 3, hd = 64, bs = 16, ctx = 512;
+    std::vector<uint16_t> kc(ctx * kvh * hd), vc(ctx * kvh * hd);
+    for (size_t i = 0; i < kc.size(); ++i) {
+      kc[i] = quant::fp32_to_fp16(std::normal_distribution<float>(0, 1)(rng));
+      vc[i] = quant::fp32_to_fp16(std::normal_distribution<float>(0, 1)(rng));
+    }
+    KvLayerView kv{kc.data(), vc.data(), GgmlType::kF16, ctx / bs, bs, kvh, hd};
+    std::vector<int32_t> table(ctx / bs);
+    for (size_t i = 0; i < table.size(); ++i) table[i] = static_cast<int32_t>(i);
+    std::vector<float> q(ctx * heads * hd, 0.1f), o(ctx * heads * hd);
+    SeqSlice prefill{0, static_cast<int32_t>(ctx), 0, table.data(), static_cast<int32_t>(table.size())};
+    SeqSlice decode{0, 1, static_cast<int32_t>(ctx - 1), table.data(), static_cast<int32_t>(table.size())};
+    const double tp = time_median(
+        [&] { cpu::attention(pool, ws, q.data(), ctx, heads, kv, &prefill, 1, 0.125f, o.data()); }, min_s);
+    const double td = time_median(
+        [&] { cpu::attention(pool, ws, q.data(), 1, heads, kv, &decode, 1, 0.125f, o.data()); }, min_s);
+    const double flops = 4.0 * heads * hd * (ctx * (ctx + 1) / 2.0);
+    std::printf("\nattention (SmolLM2 shape, F16 KV): prefill 512: %.2f ms/layer = %.1f GFLOPS (%.0f%% of fp32 peak); "
+                "decode at 512: %.1f us/layer\n",
+                tp * 1e3, flops / tp / 1e9, 100 * flops / tp / 1e9 / fp32_peak, td * 1e6);
+  }
   return 0;
 }
