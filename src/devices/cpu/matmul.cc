@@ -169,6 +169,11 @@ void matmul(ThreadPool& pool, Workspace& ws, const float* x, int64_t n_tokens, c
     uint8_t* tile = aligned_bytes(tile_buf, wrow * rows_per_tile);
     for (int64_t n0 = n_begin; n0 < n_end; n0 += rows_per_tile) {
       const int64_t nr = std::min(rows_per_tile, n_end - n0);
+      if (!is_float && T <= kMaxTileTokens && kt.fused_tile &&
+          kt.fused_tile(w.type, wbase + n0 * w.row_stride, w.row_stride, static_cast<int>(nr), act,
+                        static_cast<int>(T), g, bias ? bias + n0 : nullptr, out + n0, N)) {
+        continue;
+      }
       for (int64_t r = 0; r < nr; ++r) {
         const uint8_t* src = wbase + (n0 + r) * w.row_stride;
         uint8_t* dst = tile + r * wrow;

@@ -221,6 +221,142 @@ void int_tile_rc(const uint8_t* w, const uint8_t* a, const Geometry& g, const fl
   }
 }
 
+// Decode (one token chunk): the same arithmetic as unpack_row + int_tile_rc,
+// but each pair of weight blocks is decoded straight into registers instead
+// of through the L1 tile, saving its stores and reloads per weight byte. The
+// codes, lane scales and offsets are the same values unpack_row writes
+// (including the zero padding of an odd last block), and every (row, token)
+// output goes through the same sequence of vector operations, so results
+// are bit-identical to the tiled path (tests/conformance checks T=1 against
+// T=37).
+struct PairQ41 {
+  static constexpr int64_t kBlockBytes = 20;
+  static void full(const uint8_t* src, __m512i* codes, __m512* dw, float* mo) {
+    *codes = nibbles64(src + 4, src + 24);
+    const __m128 f = fp16_pairs(src, src + 20);
+    *dw = lane_pair(f, 0, 2);
+    _mm_storeu_ps(mo, _mm_shuffle_ps(f, f, _MM_SHUFFLE(3, 3, 1, 1)));
+  }
+  static void last(const uint8_t* src, __m512i* codes, __m512* dw, float* mo) {
+    *codes = _mm512_zextsi256_si512(nibbles32(src + 4));
+    const float d = fp16_at(src), m = fp16_at(src + 2);
+    *dw = _mm512_zextps256_ps512(_mm256_set1_ps(d));
+    mo[0] = m;
+    mo[1] = m;
+    mo[2] = 0.0f;
+    mo[3] = 0.0f;
+  }
+};
+
+struct PairQ40 {
+  static constexpr int64_t kBlockBytes = 18;
+  static void full(const uint8_t* src, __m512i* codes, __m512* dw, float* mo) {
+    *codes = nibbles64(src + 2, src + 20);
+    const __m128 f = fp16_pairs(src, src + 18);
+    *dw = lane_pair(f, 0, 2);
+    _mm_storeu_ps(mo, _mm_mul_ps(_mm_shuffle_ps(f, f, _MM_SHUFFLE(2, 2, 0, 0)), _mm_set1_ps(-8.0f)));
+  }
+  static void last(const uint8_t* src, __m512i* codes, __m512* dw, float* mo) {
+    *codes = _mm512_zextsi256_si512(nibbles32(src + 2));
+    const float d = fp16_at(src);
+    *dw = _mm512_zextps256_ps512(_mm256_set1_ps(d));
+    mo[0] = mo[1] = -8.0f * d;
+    mo[2] = mo[3] = 0.0f;
+  }
+};
+
+struct PairQ80 {
+  static constexpr int64_t kBlockBytes = 34;
+  static void full(const uint8_t* src, __m512i* codes, __m512* dw, float* mo) {
+    const __m512i v = _mm512_inserti64x4(
+        _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + 2))),
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + 36)), 1);
+    *codes = _mm512_xor_si512(v, _mm512_set1_epi8(static_cast<char>(0x80)));
+    const __m128 f = fp16_pairs(src, src + 34);
+    *dw = lane_pair(f, 0, 2);
+    _mm_storeu_ps(mo, _mm_mul_ps(_mm_shuffle_ps(f, f, _MM_SHUFFLE(2, 2, 0, 0)), _mm_set1_ps(-128.0f)));
+  }
+  static void last(const uint8_t* src, __m512i* codes, __m512* dw, float* mo) {
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + 2));
+    *codes = _mm512_zextsi256_si512(_mm256_xor_si256(v, _mm256_set1_epi8(static_cast<char>(0x80))));
+    const float d = fp16_at(src);
+    *dw = _mm512_zextps256_ps512(_mm256_set1_ps(d));
+    mo[0] = mo[1] = -128.0f * d;
+    mo[2] = mo[3] = 0.0f;
+  }
+};
+
+constexpr int64_t kFusedMaxHalves = 1024;  // K <= 16384
+
+template <typename F, int R, int C>
+void fused_tile_rc(const uint8_t* wsrc, size_t stride, const uint8_t* a, const Geometry& g, const float* bias,
+                   float* out, int64_t ldo) {
+  const size_t rb = g.row_bytes;
+  const int64_t kp = g.kp, nb = g.k / 32;
+  alignas(64) float mo[R][kFusedMaxHalves];
+  __m512 acc[R][C];
+  for (int r = 0; r < R; ++r) {
+    for (int c = 0; c < C; ++c) acc[r][c] = _mm512_setzero_ps();
+  }
+  for (int64_t p = 0; p < g.n_pairs; ++p) {
+    __m512i wv[R];
+    __m512 dwv[R];
+    for (int r = 0; r < R; ++r) {
+      const uint8_t* src = wsrc + r * stride + 2 * p * F::kBlockBytes;
+      _mm_prefetch(reinterpret_cast<const char*>(src) + kPrefetchBytes, _MM_HINT_T0);
+      if (2 * p + 2 <= nb) {
+        F::full(src, &wv[r], &dwv[r], mo[r] + 4 * p);
+      } else {
+        F::last(src, &wv[r], &dwv[r], mo[r] + 4 * p);
+      }
+    }
+    for (int c = 0; c < C; ++c) {
+      const uint8_t* ac = a + c * rb;
+      const __m512i av = _mm512_loadu_si512(ac + 64 * p);
+      const __m512 da = _mm512_loadu_ps(reinterpret_cast<const float*>(ac + kp) + 16 * p);
+      for (int r = 0; r < R; ++r) {
+        const __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv[r], av);
+        const __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(s), da);
+        acc[r][c] = _mm512_fmadd_ps(f, dwv[r], acc[r][c]);
+      }
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    for (int64_t h = 4 * g.n_pairs; h < g.n_half_pad; ++h) mo[r][h] = 0.0f;
+  }
+  for (int64_t h = 0; h < g.n_half_pad; h += 16) {
+    for (int c = 0; c < C; ++c) {
+      const __m512 ht = _mm512_loadu_ps(reinterpret_cast<const float*>(a + c * rb + 2 * kp) + h);
+      for (int r = 0; r < R; ++r) acc[r][c] = _mm512_fmadd_ps(_mm512_load_ps(mo[r] + h), ht, acc[r][c]);
+    }
+  }
+  for (int c = 0; c < C; ++c) {
+    for (int r = 0; r < R; ++r) {
+      const float v = _mm512_reduce_add_ps(acc[r][c]);
+      out[c * ldo + r] = bias ? v + bias[r] : v;
+    }
+  }
+}
+
+using FusedFn = void (*)(const uint8_t*, size_t, const uint8_t*, const Geometry&, const float*, float*, int64_t);
+
+template <typename F, int R>
+constexpr FusedFn kFusedRow[4] = {fused_tile_rc<F, R, 1>, fused_tile_rc<F, R, 2>, fused_tile_rc<F, R, 3>,
+                                  fused_tile_rc<F, R, 4>};
+template <typename F>
+constexpr const FusedFn* kFused[4] = {kFusedRow<F, 1>, kFusedRow<F, 2>, kFusedRow<F, 3>, kFusedRow<F, 4>};
+
+bool fused_tile(GgmlType type, const uint8_t* w, size_t stride, int n_rows, const uint8_t* a, int n_tok,
+                const Geometry& g, const float* bias, float* out, int64_t ldo) {
+  if (g.n_half_pad > kFusedMaxHalves) return false;
+  switch (type) {
+    case GgmlType::kQ4_1: kFused<PairQ41>[n_rows - 1][n_tok - 1](w, stride, a, g, bias, out, ldo); return true;
+    case GgmlType::kQ4_0: kFused<PairQ40>[n_rows - 1][n_tok - 1](w, stride, a, g, bias, out, ldo); return true;
+    case GgmlType::kQ8_0: kFused<PairQ80>[n_rows - 1][n_tok - 1](w, stride, a, g, bias, out, ldo); return true;
+    default: return false;
+  }
+}
+
 template <int R, int C>
 void float_tile_rc(const float* w, const float* a, const Geometry& g, const float* bias, float* out, int64_t ldo) {
   const int64_t kf = g.kf;
@@ -297,7 +433,7 @@ bool float_row(GgmlType type, const uint8_t* src, const Geometry& g, float* dst)
   return true;
 }
 
-const KernelTable kTable = {"avx512vnni", quantize_act, unpack_row, int_tile, float_row, float_tile};
+const KernelTable kTable = {"avx512vnni", quantize_act, unpack_row, int_tile, float_row, float_tile, fused_tile};
 
 }  // namespace
 

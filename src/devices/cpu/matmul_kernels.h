@@ -74,6 +74,11 @@ struct KernelTable {
   // As int_tile for float rows of kf floats.
   void (*float_tile)(const float* w, int n_rows, const float* a, int n_tok, const Geometry& g, const float* bias,
                      float* out, int64_t ldo) = nullptr;
+  // Optional, for one token chunk (decode): as unpack_row + int_tile for
+  // n_rows raw weight rows `stride` bytes apart, bit-identical to them;
+  // false when this ISA has no fused kernel for the format / size.
+  bool (*fused_tile)(GgmlType type, const uint8_t* w, size_t stride, int n_rows, const uint8_t* a, int n_tok,
+                     const Geometry& g, const float* bias, float* out, int64_t ldo) = nullptr;
 };
 
 // Per-ISA tables; each returns null when the ISA was not compiled in.
