@@ -12,6 +12,7 @@
 #include <random>
 #include <thread>
 
+#include "bench_serve.h"
 #include "commands.h"
 #include "model_args.h"
 #include "suanli/session.h"
@@ -63,7 +64,9 @@ Runner add_bench(CLI::App& app) {
   sub->add_option("-n,--n-gen", a->gen, "Generated tokens for the tg test (0: skip)");
   sub->add_option("-r,--repetitions", a->reps, "Repetitions per test");
   sub->add_flag("--json", a->json, "Print a JSON list of results");
-  return [a] {
+  std::function<int()> serve = add_bench_serve(sub);
+  return [a, serve] {
+    if (int rc = serve(); rc >= 0) return rc;
     auto fail = [](const std::string& m) {
       std::fprintf(stderr, "suanli bench: %s\n", m.c_str());
       return 1;

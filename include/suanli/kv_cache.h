@@ -38,7 +38,11 @@ class KvCache {
   // Bytes one block takes over all layers (K and V).
   uint64_t bytes_per_block() const { return bytes_per_block_; }
 
-  // A free block, or ResourceExhausted.
+  // Copies block `from`'s K and V into block `to` in every layer (copy-on-write).
+  void copy_block(int32_t from, int32_t to);
+
+  // A free block, or ResourceExhausted. (Single-sequence users; an Engine
+  // allocates through its BlockManager instead and never calls these.)
   Expected<int32_t> allocate();
   void release(int32_t block);
 
@@ -53,6 +57,7 @@ class KvCache {
  private:
   KvCache() = default;
 
+  Device* device_ = nullptr;
   int32_t block_size_ = 16;
   int32_t n_blocks_ = 0;
   GgmlType type_ = GgmlType::kF16;

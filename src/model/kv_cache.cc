@@ -17,6 +17,7 @@ Expected<std::unique_ptr<KvCache>> KvCache::create(Device& device, const ModelIn
                        " KV cache");
   }
   std::unique_ptr<KvCache> kv(new KvCache());
+  kv->device_ = &device;
   kv->block_size_ = options.block_size;
   kv->type_ = options.type;
   kv->n_kv_heads_ = info.n_head_kv;
@@ -55,6 +56,18 @@ KvLayerView KvCache::layer(int64_t l) const {
   v.n_kv_heads = n_kv_heads_;
   v.head_dim = head_dim_;
   return v;
+}
+
+void KvCache::copy_block(int32_t from, int32_t to) {
+  SUANLI_CHECK(from >= 0 && from < n_blocks_ && to >= 0 && to < n_blocks_);
+  const int64_t elems = static_cast<int64_t>(block_size_) * n_kv_heads_ * head_dim_;
+  const size_t elem_bytes = type_ == GgmlType::kF16 ? 2 : 4;
+  for (size_t l = 0; l < k_.size(); ++l) {
+    for (Buffer* b : {k_[l].get(), v_[l].get()}) {
+      uint8_t* base = static_cast<uint8_t*>(b->data());
+      device_->convert(base + from * elems * elem_bytes, type_, base + to * elems * elem_bytes, type_, elems);
+    }
+  }
 }
 
 Expected<int32_t> KvCache::allocate() {
