@@ -67,22 +67,28 @@ bool Scheduler::ensure_blocks(SchedSeq* s, int64_t n, StepPlan& plan) {
   return blocks_.ensure_capacity(s->blocks, s->n_computed + n).ok();
 }
 
-SchedSeq* Scheduler::lowest_running(const StepPlan& plan, const SchedSeq* exclude) const {
-  const double now = clock_.now();
+SchedSeq* Scheduler::lowest_running(const StepPlan& plan, bool include_planned) const {
   SchedSeq* worst = nullptr;
   for (SchedSeq* s : running_) {
-    if (s == exclude) continue;
     bool planned = false;
     for (const StepChunk& c : plan.chunks) planned |= c.seq == s;
-    if (planned) continue;
+    if (planned && !include_planned) continue;
     // Lowest class first, then the latest arrival (its work is cheapest to redo).
     if (!worst || s->cls > worst->cls || (s->cls == worst->cls && s->arrival > worst->arrival)) worst = s;
   }
-  (void)now;
   return worst;
 }
 
-void Scheduler::preempt(SchedSeq* s, StepPlan& plan) {
+int64_t Scheduler::preempt(SchedSeq* s, StepPlan& plan) {
+  int64_t refund = 0;
+  for (auto it = plan.chunks.begin(); it != plan.chunks.end();) {
+    if (it->seq == s) {
+      refund += it->n_tokens;
+      it = plan.chunks.erase(it);
+    } else {
+      ++it;
+    }
+  }
   running_.erase(std::remove(running_.begin(), running_.end(), s), running_.end());
   blocks_.release_all(s->blocks);
   s->blocks = BlockTable();
@@ -92,6 +98,7 @@ void Scheduler::preempt(SchedSeq* s, StepPlan& plan) {
   preemptions_++;
   waiting_.push_front(s);
   plan.preempted.push_back(s);
+  return refund;
 }
 
 StepPlan Scheduler::schedule() {
@@ -107,7 +114,7 @@ StepPlan Scheduler::schedule() {
   for (SchedSeq* s : order) {
     if (!s->running || s->pending() != 1 || budget <= 0) continue;
     while (!ensure_blocks(s, 1, plan)) {
-      SchedSeq* victim = lowest_running(plan, nullptr);
+      SchedSeq* victim = lowest_running(plan, /*include_planned=*/false);
       if (!victim) break;
       preempt(victim, plan);
       if (victim == s) break;
@@ -134,9 +141,9 @@ StepPlan Scheduler::schedule() {
     if (budget <= 0) break;
     // A sequence slot: take one from a strictly less urgent running sequence if needed.
     if (static_cast<int32_t>(running_.size()) >= config_.max_seqs) {
-      SchedSeq* victim = lowest_running(plan, nullptr);
-      if (!victim || priority(victim, now) <= priority(s, now) || victim->cls <= s->cls) break;
-      preempt(victim, plan);
+      SchedSeq* victim = lowest_running(plan, /*include_planned=*/true);
+      if (!victim || victim->cls <= s->cls) break;
+      budget += preempt(victim, plan);
     }
     if (s->n_computed == 0 && config_.prefix_cache) {
       s->blocks = blocks_.start_sequence(s->tokens);
@@ -146,9 +153,9 @@ StepPlan Scheduler::schedule() {
     const int64_t n = std::min(budget, s->pending());
     bool ok = ensure_blocks(s, n, plan);
     while (!ok) {
-      SchedSeq* victim = lowest_running(plan, nullptr);
+      SchedSeq* victim = lowest_running(plan, /*include_planned=*/true);
       if (!victim || victim->cls <= s->cls) break;
-      preempt(victim, plan);
+      budget += preempt(victim, plan);
       ok = ensure_blocks(s, n, plan);
     }
     if (!ok) {

@@ -91,8 +91,11 @@ class Scheduler {
   // Blocks for tokens [n_computed, n_computed + n), including copy-on-write
   // of a shared partial block; all or nothing.
   bool ensure_blocks(SchedSeq* s, int64_t n, StepPlan& plan);
-  void preempt(SchedSeq* s, StepPlan& plan);
-  SchedSeq* lowest_running(const StepPlan& plan, const SchedSeq* exclude) const;
+  // Moves a running sequence back to waiting (blocks freed, recomputed
+  // later); drops its chunks from the plan and returns their tokens.
+  int64_t preempt(SchedSeq* s, StepPlan& plan);
+  // The least urgent running sequence: lowest class, then latest arrival.
+  SchedSeq* lowest_running(const StepPlan& plan, bool include_planned) const;
 
   EngineConfig config_;
   BlockManager& blocks_;
