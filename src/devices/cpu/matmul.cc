@@ -148,7 +148,7 @@ void matmul(ThreadPool& pool, Workspace& ws, const float* x, int64_t n_tokens, c
   // Activations, converted once per call: packed int8 rows, or float rows.
   const size_t act_row = is_float ? static_cast<size_t>(g.kf) * sizeof(float) : g.row_bytes;
   uint8_t* act = aligned_bytes(ws.act, act_row * static_cast<size_t>(T));
-  pool.parallel_for(T, 1, [&](int64_t b, int64_t e) {
+  auto convert_tokens = [&](int64_t b, int64_t e) {
     for (int64_t t = b; t < e; ++t) {
       if (is_float) {
         float* dst = reinterpret_cast<float*>(act + t * act_row);
@@ -158,7 +158,14 @@ void matmul(ThreadPool& pool, Workspace& ws, const float* x, int64_t n_tokens, c
         kt.quantize_act(x + t * K, g, act + t * act_row);
       }
     }
-  });
+  };
+  // Decode-sized batches take microseconds to convert: do it here rather
+  // than pay a second thread-pool dispatch per matmul.
+  if (T * K <= (int64_t{1} << 16)) {
+    convert_tokens(0, T);
+  } else {
+    pool.parallel_for(T, 1, convert_tokens);
+  }
 
   const size_t wrow = act_row;  // an unpacked weight row has the activation row's layout
   // With one token chunk nothing reuses a tile: 4 rows keep the unpacked
