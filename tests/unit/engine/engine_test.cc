@@ -1,0 +1,275 @@
+// The serving engine on the default model: batch invariance, the prefix
+// cache, preemption, cancellation, n > 1 and stop strings. Skips (with a
+// message) when the default model is not cached; `make test` fetches it
+// before running the tests.
+#include "suanli/engine.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <random>
+#include <thread>
+
+#include "suanli/kv_cache.h"
+#include "suanli/model.h"
+#include "suanli/tokenizer.h"
+
+namespace suanli {
+namespace {
+
+std::string default_model_path() {
+  if (const char* p = std::getenv("SUANLI_TEST_MODEL")) return p;
+  std::string home;
+  if (const char* h = std::getenv("SUANLI_HOME"); h && *h) {
+    home = h;
+  } else if (const char* h2 = std::getenv("HOME")) {
+    home = std::string(h2) + "/.cache/suanli/models";
+  }
+  return home + "/SmolLM2-135M-Instruct.Q4_1.gguf";
+}
+
+struct Loaded {
+  std::vector<std::unique_ptr<Device>> devices;
+  std::unique_ptr<Model> model;
+  std::shared_ptr<const Tokenizer> tok;
+};
+
+Loaded* shared_model() {
+  static Loaded* loaded = [] {
+    const std::string path = default_model_path();
+    if (!std::filesystem::exists(path)) return static_cast<Loaded*>(nullptr);
+    auto* l = new Loaded();
+    std::vector<std::string> msgs;
+    l->devices = discover_devices({}, &msgs);
+    ModelOptions mo;
+    mo.max_batch_tokens = 256;
+    auto m = Model::load(path, *l->devices[0], mo);
+    if (!m) return static_cast<Loaded*>(nullptr);
+    l->model = std::move(*m);
+    l->tok = *Tokenizer::from_gguf(l->model->file());
+    return l;
+  }();
+  return loaded;
+}
+
+struct Outcome {
+  std::vector<int32_t> ids;
+  std::string text;
+  FinishReason finish = FinishReason::kStop;
+  Usage usage;
+  bool done = false;
+};
+
+// An engine over a fresh KV cache of `kv_bytes`.
+struct Harness {
+  explicit Harness(uint64_t kv_bytes, int32_t max_seqs = 64, int64_t max_batch_tokens = 256) {
+    Loaded* l = shared_model();
+    KvCacheOptions ko;
+    ko.memory_bytes = kv_bytes;
+    kv = std::move(KvCache::create(*l->devices[0], l->model->info(), ko).value());
+    EngineConfig cfg;
+    cfg.max_seqs = max_seqs;
+    cfg.max_batch_tokens = max_batch_tokens;
+    engine = std::move(Engine::create(*l->model, *kv, l->tok, cfg).value());
+  }
+
+  // Submits and waits for every request; outcome per request (choice 0).
+  std::vector<Outcome> run_all(std::vector<Request> reqs) {
+    std::vector<EventStream> streams(reqs.size());
+    for (size_t i = 0; i < reqs.size(); ++i) {
+      Expected<uint64_t> id = engine->submit(reqs[i], streams[i].callback());
+      EXPECT_TRUE(id.has_value()) << id.status().to_string();
+    }
+    std::vector<Outcome> out(reqs.size());
+    for (size_t i = 0; i < reqs.size(); ++i) {
+      Event e;
+      while (streams[i].next(&e)) {
+        if (e.kind == Event::Kind::kToken && e.index == 0) {
+          out[i].ids.insert(out[i].ids.end(), e.ids.begin(), e.ids.end());
+          out[i].text += e.text;
+        } else if (e.kind == Event::Kind::kFinish && e.index == 0) {
+          out[i].finish = e.finish;
+        } else if (e.kind == Event::Kind::kDone) {
+          out[i].usage = e.usage;
+          out[i].done = true;
+        }
+      }
+    }
+    return out;
+  }
+
+  // Stats once the loop has gone idle (they are refreshed after each step).
+  EngineStats settled_stats() {
+    for (int i = 0; i < 1000 && !engine->idle(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    return engine->stats();
+  }
+
+  std::unique_ptr<KvCache> kv;
+  std::unique_ptr<Engine> engine;
+};
+
+std::vector<int32_t> random_prompt(std::mt19937& rng, int n) {
+  // Ordinary text tokens (ids past the first special tokens).
+  std::uniform_int_distribution<int32_t> d(200, 40000);
+  std::vector<int32_t> p(n);
+  for (int32_t& t : p) t = d(rng);
+  return p;
+}
+
+Request greedy(std::vector<int32_t> prompt, int32_t max_tokens) {
+  Request r;
+  r.prompt = std::move(prompt);
+  r.max_tokens = max_tokens;
+  r.sampling = SamplingParams::greedy();
+  r.ignore_eos = true;
+  return r;
+}
+
+#define REQUIRE_MODEL()                                                                     \
+  if (!shared_model()) GTEST_SKIP() << "default model not cached at " << default_model_path() \
+                                    << " (run `suanli pull default`)"
+
+TEST(Engine, concurrent_greedy_requests_match_each_run_alone) {
+  REQUIRE_MODEL();
+  const unsigned seed = std::random_device{}();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937 rng(seed);
+  std::vector<Request> reqs;
+  for (int i = 0; i < 64; ++i) reqs.push_back(greedy(random_prompt(rng, 4 + i % 13), 10));
+  std::vector<Outcome> together;
+  {
+    Harness h(64u << 20);
+    together = h.run_all(reqs);
+  }
+  Harness alone(64u << 20, /*max_seqs=*/1);
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    std::vector<Outcome> one = alone.run_all({reqs[i]});
+    ASSERT_TRUE(one[0].done && together[i].done);
+    EXPECT_EQ(one[0].ids, together[i].ids) << "request " << i << " differs when batched";
+    EXPECT_EQ(together[i].ids.size(), 10u);
+    EXPECT_EQ(together[i].finish, FinishReason::kLength);
+  }
+}
+
+TEST(Engine, repeated_long_system_prompt_is_served_from_the_prefix_cache) {
+  REQUIRE_MODEL();
+  std::mt19937 rng(std::random_device{}());
+  std::vector<int32_t> system = random_prompt(rng, 1000);
+  std::vector<int32_t> question = random_prompt(rng, 12);
+  std::vector<int32_t> prompt = system;
+  prompt.insert(prompt.end(), question.begin(), question.end());
+  Harness h(64u << 20);
+  Outcome first = h.run_all({greedy(prompt, 8)})[0];
+  Outcome second = h.run_all({greedy(prompt, 8)})[0];
+  EXPECT_EQ(first.usage.cached_prompt_tokens, 0);
+  EXPECT_GE(second.usage.cached_prompt_tokens, 992);  // whole 16-token blocks of the 1,012
+  EXPECT_EQ(second.usage.prompt_tokens, 1012);
+  EXPECT_EQ(first.ids, second.ids);
+  EXPECT_GT(h.engine->stats().prefix_hit_rate, 0.4);
+}
+
+TEST(Engine, preemption_under_a_small_kv_budget_gives_identical_output) {
+  REQUIRE_MODEL();
+  std::mt19937 rng(std::random_device{}());
+  std::vector<Request> reqs;
+  for (int i = 0; i < 12; ++i) reqs.push_back(greedy(random_prompt(rng, 40), 24));
+  std::vector<Outcome> roomy = Harness(64u << 20).run_all(reqs);
+  // 64 tokens per sequence x 12 needs ~48 blocks; give ~16 blocks of 16 tokens.
+  const Loaded* l = shared_model();
+  const uint64_t per_block = 16ull * 2 * l->model->info().n_layer * l->model->info().n_head_kv *
+                             l->model->info().head_dim * 2;
+  Harness tight(per_block * 16);
+  std::vector<Outcome> squeezed = tight.run_all(reqs);
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    ASSERT_TRUE(squeezed[i].done);
+    EXPECT_EQ(squeezed[i].ids, roomy[i].ids) << "request " << i;
+  }
+  const EngineStats st = tight.settled_stats();
+  EXPECT_GT(st.preemptions, 0);
+  EXPECT_EQ(st.kv_blocks_used, 0);
+}
+
+TEST(Engine, cancelling_frees_the_requests_blocks) {
+  REQUIRE_MODEL();
+  std::mt19937 rng(std::random_device{}());
+  Harness h(64u << 20);
+  EventStream stream;
+  Request r = greedy(random_prompt(rng, 64), 2000);
+  Expected<uint64_t> id = h.engine->submit(r, stream.callback());
+  ASSERT_TRUE(id.has_value());
+  Event e;
+  ASSERT_TRUE(stream.next(&e));  // first token: the request is running
+  for (int i = 0; i < 100 && h.engine->stats().kv_blocks_used == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  EXPECT_GT(h.engine->stats().kv_blocks_used, 0);
+  h.engine->cancel(*id);
+  FinishReason reason = FinishReason::kStop;
+  while (stream.next(&e)) {
+    if (e.kind == Event::Kind::kFinish) reason = e.finish;
+  }
+  EXPECT_EQ(reason, FinishReason::kAbort);
+  const EngineStats st = h.settled_stats();
+  EXPECT_EQ(st.kv_blocks_used, 0);
+  EXPECT_EQ(st.running, 0);
+}
+
+TEST(Engine, n_choices_share_the_prompt_and_greedy_choices_agree) {
+  REQUIRE_MODEL();
+  std::mt19937 rng(std::random_device{}());
+  Harness h(64u << 20);
+  Request r = greedy(random_prompt(rng, 21), 6);
+  r.n = 3;
+  EventStream stream;
+  ASSERT_TRUE(h.engine->submit(r, stream.callback()).has_value());
+  std::vector<std::vector<int32_t>> ids(3);
+  Event e;
+  Usage usage;
+  while (stream.next(&e)) {
+    if (e.kind == Event::Kind::kToken) ids.at(e.index).insert(ids[e.index].end(), e.ids.begin(), e.ids.end());
+    if (e.kind == Event::Kind::kDone) usage = e.usage;
+  }
+  EXPECT_EQ(ids[0].size(), 6u) << ids[1].size() << " " << ids[2].size() << " usage " << usage.completion_tokens;
+  EXPECT_EQ(ids[0], ids[1]);
+  EXPECT_EQ(ids[0], ids[2]);
+  EXPECT_EQ(usage.completion_tokens, 18);
+  EXPECT_EQ(usage.prompt_tokens, 21);
+  EXPECT_EQ(h.settled_stats().kv_blocks_used, 0);
+}
+
+TEST(Engine, stop_strings_end_generation_without_being_emitted) {
+  REQUIRE_MODEL();
+  std::mt19937 rng(std::random_device{}());
+  Harness h(64u << 20);
+  Request r = greedy(random_prompt(rng, 9), 24);
+  Outcome full = h.run_all({r})[0];
+  ASSERT_GE(full.text.size(), 4u);
+  // Stop at a piece of text the model is known to produce.
+  const std::string stop = full.text.substr(full.text.size() / 2, 3);
+  r.stop = {stop};
+  Outcome cut = h.run_all({r})[0];
+  EXPECT_EQ(cut.finish, FinishReason::kStop);
+  EXPECT_EQ(cut.text, full.text.substr(0, full.text.find(stop)));
+  EXPECT_EQ(cut.text.find(stop), std::string::npos);
+}
+
+TEST(Engine, rejects_invalid_requests_with_clear_errors) {
+  REQUIRE_MODEL();
+  Harness h(64u << 20);
+  Request r = greedy({1, 2, 3}, 4);
+  r.prompt = {};
+  EXPECT_EQ(h.engine->submit(r, nullptr).status().code(), StatusCode::kInvalidArgument);
+  r.prompt = {1, 999999};
+  EXPECT_NE(h.engine->submit(r, nullptr).status().message().find("outside the vocabulary"), std::string::npos);
+  r.prompt = {1, 2};
+  r.max_tokens = 1 << 30;
+  EXPECT_NE(h.engine->submit(r, nullptr).status().message().find("exceeds the context length"), std::string::npos);
+  r.max_tokens = 4;
+  r.sampling.top_p = 2;
+  EXPECT_EQ(h.engine->submit(r, nullptr).status().code(), StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace suanli
