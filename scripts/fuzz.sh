@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
 # Runs every libFuzzer target for a bounded time (seconds per target, default
-# 60), seeded from tests/fuzz/corpus/<target>/ (small files made by
-# scripts/make_fuzz_seeds.sh style writers; kept in the repo). Findings land in
-# build/fuzz/findings/ and fail the run.
+# 60), seeded from the repo (tests/fuzz/corpus/gguf: small GGUFs written with
+# the gguf package; tests/data/chat_templates: real chat templates). Findings
+# land in build/fuzz/findings/ and fail the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
 build=build/fuzz
 mkdir -p "$build/findings"
 status=0
-for target in fuzz_gguf; do
-  seeds=tests/fuzz/corpus/${target#fuzz_}
+declare -A seed_dirs=(
+  [fuzz_gguf]=tests/fuzz/corpus/gguf
+  [fuzz_chat_template]=tests/data/chat_templates
+)
+for target in fuzz_gguf fuzz_chat_template; do
+  seeds=${seed_dirs[$target]}
   work=$build/corpus/$target
   mkdir -p "$work"
   echo "fuzz: $target for ${seconds}s (seeds: $seeds)"

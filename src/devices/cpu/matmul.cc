@@ -19,6 +19,7 @@
 #include <string_view>
 
 #include "core/quant/quant.h"
+#include "devices/cpu/cpu_features.h"
 #include "devices/cpu/kernels.h"
 #include "devices/cpu/matmul_kernels.h"
 
@@ -52,7 +53,7 @@ bool cpu_has_avx512vnni() {
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni") &&
-         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("fma") && cpu_has_f16c();
 #else
   return false;
 #endif
@@ -61,7 +62,7 @@ bool cpu_has_avx512vnni() {
 bool cpu_has_avx2() {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c();
 #else
   return false;
 #endif

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "core/quant/quant.h"
+#include "devices/cpu/cpu_features.h"
 #include "devices/cpu/kernels.h"
 
 #if defined(__x86_64__)
@@ -109,7 +110,7 @@ const RowKernels& row_kernels() {
   static const RowKernels kernels = [] {
 #if defined(__x86_64__)
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c") && __builtin_cpu_supports("fma")) {
+    if (__builtin_cpu_supports("avx2") && cpu_has_f16c() && __builtin_cpu_supports("fma")) {
       return RowKernels{f16_to_f32_x86, f32_to_f16_x86, dots_x86, accumulate_x86};
     }
 #endif
