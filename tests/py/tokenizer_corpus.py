@@ -1,0 +1,45 @@
+"""Texts that exercise tokenizers: scripts, whitespace, digits, emoji, code.
+
+Shared by tests/py/test_tokenizer_vs_hf.py and bench/tokenizer_bench.py.
+"""
+
+CORPUS = [
+    "Hello world",
+    " Hello world",
+    "The quick brown fox jumps over the lazy dog. It's 5 o'clock; we'll see—I'M SURE THEY'VE gone.",
+    "Once upon a time, there was a little girl named Lily. She loved to play outside in the sunshine.\n\n"
+    "One day, she saw a big, red ball in the park.",
+    "def fibonacci(n: int) -> int:\n    if n < 2:\n        return n\n    return fibonacci(n - 1) + fibonacci(n - 2)\n",
+    "#include <stdio.h>\nint main(void) {\n\tprintf(\"%d\\n\", 42);\n\treturn 0;\n}\n",
+    "for (let i = 0; i < arr.length; ++i) { sum += arr[i] * 2; }  // TODO: vectorize!!!",
+    "人工智能是计算机科学的一个分支，它企图了解智能的实质。我们今天去北京吃烤鸭吧？",
+    "日本語のテキストです。カタカナとひらがな、そして漢字が混ざっています。東京タワーは333メートル。",
+    "안녕하세요, 세계! 한국어 문장을 토큰화합니다. 오늘 날씨가 좋네요.",
+    "مرحبا بالعالم! هذه جملة باللغة العربية مع أرقام ١٢٣٤٥ و 67890.",
+    "Привет, мир! Съешь же ещё этих мягких французских булок, да выпей чаю. Ёлка 2024 г.",
+    "Family: 👨‍👩‍👧‍👦, couple: 👩‍❤️‍👨, flags: 🇨🇳🇺🇸🇯🇵🏴‍☠️, skin tones: 👋🏽👍🏿, keycap: 1️⃣ #️⃣",
+    "🤖🚀✨🔥💯 — emoji soup 😀😃😄😁",
+    "Café naïve résumé façade jalapeño Zürich Ångström œuvre São Paulo Kraków Đà Nẵng",
+    "Combining: e\u0301 a\u0308 n\u0303 (decomposed) vs é ä ñ (precomposed)",
+    "tabs\tand\t\ttabs\r\nwindows line\r\n\r\nends   many     spaces       here\n\n\n   \t \n end",
+    "   leading spaces and trailing spaces   ",
+    "\n\nnewlines first",
+    "Numbers: 0 7 42 1234 12345 3.14159 2,718,281,828 1e-10 0x1F 9999999999999999999 -5 +6",
+    "Phone +1 (555) 123-4567, IP 192.168.0.1, date 2024-02-29T13:37:00Z",
+    "Visit https://example.com/path/to/page?query=1&lang=zh-CN#section or http://localhost:8080/.",
+    "# Title\n\n## Subtitle\n\n- item **bold** and _italic_\n- `code` and [link](http://x.y)\n\n```python\nprint('hi')\n```\n",
+    "| a | b |\n|---|---|\n| 1 | 2 |\n> quote\n1. first\n2. second",
+    "Special look-alikes: <|im_start|>user\nhi<|im_end|> <s> </s> <|endoftext|> <unk> [INST] <<SYS>>",
+    "<|im_start|>system\nYou are helpful.<|im_end|>\n<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n",
+    "Contractions: I'm you're he's she'd we've they'll it'S DON'T can't won't",
+    "Unicode spaces:\u00a0nbsp,\u2003em space,\u3000ideographic space,\u200bzero width.",
+    "Math: ∀x∈ℝ, x²≥0; ∑_{i=1}^{n} i = n(n+1)/2 ≈ ∞? ½ ¾ ⅓ Ⅻ ①②③",
+    "Mixed: GPT-4o和Claude都是LLM。Python3.11比3.10快25%！",
+    "Ελληνικά: Γειά σου Κόσμε. हिन्दी: नमस्ते दुनिया। ไทย: สวัสดีชาวโลก",
+    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+    "!!!???...,,,;;;:::---___===+++***&&&^^^%%%$$$###@@@~~~```",
+    "'''\"\"\"'s 's's ''s",
+    "x",
+    " ",
+    "",
+]
