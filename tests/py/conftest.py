@@ -7,6 +7,11 @@ default_model  the default model's path, fetched once into the real model
 
 import os
 import subprocess
+
+# numpy's bundled OpenBLAS starts a thread per core; on a small shared machine
+# the numpy reference tests run several times faster single-threaded. Set
+# before any test module imports numpy.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 from pathlib import Path
 
 import pytest
