@@ -66,24 +66,6 @@ Percentiles percentiles(std::vector<double> v) {
   return p;
 }
 
-Expected<uint64_t> parse_bytes(const std::string& s) {
-  size_t pos = 0;
-  double v = 0;
-  try {
-    v = std::stod(s, &pos);
-  } catch (...) {
-    return InvalidArgument("bad size '" + s + "'");
-  }
-  std::string unit = s.substr(pos);
-  double mult = 1;
-  if (unit == "KiB" || unit == "K") mult = 1024.0;
-  else if (unit == "MiB" || unit == "M") mult = 1024.0 * 1024;
-  else if (unit == "GiB" || unit == "G") mult = 1024.0 * 1024 * 1024;
-  else if (!unit.empty() && unit != "B") return InvalidArgument("bad size unit in '" + s + "'");
-  if (!(v > 0) || v * mult > 1e15) return InvalidArgument("size out of range: '" + s + "'");
-  return static_cast<uint64_t>(v * mult);
-}
-
 Expected<std::vector<std::pair<ScenarioClass, double>>> parse_mix(const std::string& s) {
   std::vector<std::pair<ScenarioClass, double>> mix;
   std::stringstream in(s);

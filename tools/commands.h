@@ -22,5 +22,6 @@ Runner add_run(CLI::App& app);
 Runner add_chat(CLI::App& app);
 Runner add_bench(CLI::App& app);
 Runner add_devices(CLI::App& app);
+Runner add_serve(CLI::App& app);
 
 }  // namespace suanli::cli

@@ -34,6 +34,24 @@ Expected<SamplingParams> resolve_sampling(const SamplingArgs& a) {
   return p;
 }
 
+Expected<uint64_t> parse_bytes(const std::string& s) {
+  size_t pos = 0;
+  double v = 0;
+  try {
+    v = std::stod(s, &pos);
+  } catch (...) {
+    return InvalidArgument("bad size '" + s + "'");
+  }
+  std::string unit = s.substr(pos);
+  double mult = 1;
+  if (unit == "KiB" || unit == "K") mult = 1024.0;
+  else if (unit == "MiB" || unit == "M") mult = 1024.0 * 1024;
+  else if (unit == "GiB" || unit == "G") mult = 1024.0 * 1024 * 1024;
+  else if (!unit.empty() && unit != "B") return InvalidArgument("bad size unit in '" + s + "'");
+  if (!(v > 0) || v * mult > 1e15) return InvalidArgument("size out of range: '" + s + "'");
+  return static_cast<uint64_t>(v * mult);
+}
+
 Expected<LoadedModel> load_model(const ModelArgs& a) {
   if (a.ctx < 1 || a.ctx > (1 << 24)) return InvalidArgument("--ctx must be 1 to 16777216");
   if (a.batch < 1 || a.batch > 65536) return InvalidArgument("--batch must be 1 to 65536");

@@ -45,4 +45,7 @@ struct LoadedModel {
 
 Expected<LoadedModel> load_model(const ModelArgs& a);
 
+// A size with an optional unit: 512MiB, 2GiB, 1.5G, 4096 (bytes).
+Expected<uint64_t> parse_bytes(const std::string& s);
+
 }  // namespace suanli::cli
