@@ -49,6 +49,8 @@ enum class GgufType : uint32_t {
 };
 
 std::string_view gguf_type_name(GgufType type);
+// Bytes of one scalar of `type` (0 for strings and arrays).
+size_t gguf_scalar_size(GgufType type);
 
 // An array value. Elements are stored by kind: numbers and bools as their
 // little-endian bytes in `raw` (elem_size bytes each), strings in `strings`,

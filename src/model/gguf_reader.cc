@@ -24,20 +24,10 @@ constexpr uint64_t kMaxKeyBytes = 65535;  // the spec's limit on key length
 constexpr uint64_t kMinKvBytes = 8 + 1 + 4 + 1;              // key len, 1-byte key, type, u8
 constexpr uint64_t kMinTensorInfoBytes = 8 + 1 + 4 + 8 + 4 + 8;  // name, n_dims, 1 dim, type, offset
 
-size_t scalar_size(GgufType t) {
-  switch (t) {
-    case GgufType::kUint8: case GgufType::kInt8: case GgufType::kBool: return 1;
-    case GgufType::kUint16: case GgufType::kInt16: return 2;
-    case GgufType::kUint32: case GgufType::kInt32: case GgufType::kFloat32: return 4;
-    case GgufType::kUint64: case GgufType::kInt64: case GgufType::kFloat64: return 8;
-    default: return 0;
-  }
-}
-
 uint64_t min_encoded_size(GgufType t) {
   if (t == GgufType::kString) return 8;
   if (t == GgufType::kArray) return 4 + 8;
-  return scalar_size(t);
+  return gguf_scalar_size(t);
 }
 
 bool is_power_of_two(uint64_t x) { return x && !(x & (x - 1)); }

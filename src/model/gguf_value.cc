@@ -8,9 +8,8 @@
 #include "suanli/gguf.h"
 
 namespace suanli {
-namespace {
 
-size_t scalar_size(GgufType t) {
+size_t gguf_scalar_size(GgufType t) {
   switch (t) {
     case GgufType::kUint8: case GgufType::kInt8: case GgufType::kBool: return 1;
     case GgufType::kUint16: case GgufType::kInt16: return 2;
@@ -19,6 +18,10 @@ size_t scalar_size(GgufType t) {
     default: return 0;
   }
 }
+
+namespace {
+
+size_t scalar_size(GgufType t) { return gguf_scalar_size(t); }
 
 template <class T>
 T load(const uint8_t* p) {
