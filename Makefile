@@ -33,7 +33,7 @@ build-asan:
 
 build-fuzz:
 	@cmake --preset fuzz >/dev/null
-	cmake --build --preset fuzz -j $(JOBS) --target fuzz_gguf fuzz_chat_template
+	cmake --build --preset fuzz -j $(JOBS) --target fuzz_gguf fuzz_chat_template fuzz_tokenizer
 
 model: build
 	$(SUANLI) pull default

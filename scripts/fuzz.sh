@@ -12,8 +12,9 @@ status=0
 declare -A seed_dirs=(
   [fuzz_gguf]=tests/fuzz/corpus/gguf
   [fuzz_chat_template]=tests/data/chat_templates
+  [fuzz_tokenizer]=tests/fuzz/corpus/tokenizer
 )
-for target in fuzz_gguf fuzz_chat_template; do
+for target in fuzz_gguf fuzz_chat_template fuzz_tokenizer; do
   seeds=${seed_dirs[$target]}
   work=$build/corpus/$target
   mkdir -p "$work"
