@@ -29,7 +29,7 @@ build:
 
 build-asan:
 	@cmake --preset asan >/dev/null
-	cmake --build --preset asan -j $(JOBS)
+	cmake --build --preset asan -j $(JOBS) --target suanli_unit_tests suanli_conformance
 
 build-fuzz:
 	@cmake --preset fuzz >/dev/null
