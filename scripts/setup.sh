@@ -2,7 +2,7 @@
 # Installs what suanli needs on Debian 12, idempotently:
 #   - Debian packages for the build (apt-get, only when one is missing);
 #   - with --test, a Python virtual environment under .cache/venv holding the
-#     test-only tools (gguf, numpy, pytest), pinned in tests/py/requirements.txt.
+#     test-only tools (gguf, numpy, pytest, openai, playwright), pinned in tests/py/requirements.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,11 +15,13 @@ packages=(
   nlohmann-json3-dev libcli11-dev
   libcurl4-openssl-dev libssl-dev
   libpcre2-dev libutf8proc-dev
+  libboost-dev
   python3 python3-venv python3-pip
 )
 if [[ $want_test == 1 ]]; then
-  # clang + its runtime for the libFuzzer target.
-  packages+=(clang libclang-rt-14-dev)
+  # clang + its runtime for the libFuzzer target; chromium for the web UI
+  # test (driven by the playwright Python package, no browser download).
+  packages+=(clang libclang-rt-14-dev chromium)
 fi
 
 missing=()
