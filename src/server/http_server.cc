@@ -276,6 +276,10 @@ class Session : public server::Connection, public std::enable_shared_from_this<S
     read_pending_ = false;
     if (!ec) buffer_.commit(n);
     if (closed_) return;
+    if (lingering_) {
+      drain_socket();
+      return;
+    }
     if (ec && ec != net::error::operation_aborted) {
       close();
       return;
@@ -326,9 +330,7 @@ class Session : public server::Connection, public std::enable_shared_from_this<S
     exchange_.reset();
     request_timer_.cancel();
     if (!keep_alive_ || srv_.stopped.load()) {
-      beast::error_code ignored;
-      socket_.shutdown(tcp::socket::shutdown_send, ignored);
-      close();
+      linger();
       return;
     }
     if (read_pending_) {
@@ -343,6 +345,38 @@ class Session : public server::Connection, public std::enable_shared_from_this<S
       return;
     }
     do_read();
+  }
+
+  // Closing with unread bytes in the socket (the rest of a refused body)
+  // makes the kernel send a reset that can reach the client before our
+  // response: send FIN, then read and drop what still comes, for a while.
+  void linger() {
+    beast::error_code ignored;
+    socket_.shutdown(tcp::socket::shutdown_send, ignored);
+    if (read_pending_) {  // the disconnect watch is still reading: let it end
+      socket_.cancel(ignored);
+    }
+    lingering_ = true;
+    arm(idle_timer_, std::min(5.0, srv_.options.idle_timeout_s));
+    drain_socket();
+  }
+
+  void drain_socket() {
+    if (closed_) return;
+    if (read_pending_) {
+      // Wait for the cancelled watch to complete first (on_watch calls back).
+      return;
+    }
+    read_pending_ = true;
+    socket_.async_read_some(net::buffer(discard_), [self = shared_from_this()](beast::error_code ec, size_t n) {
+      self->read_pending_ = false;
+      self->discarded_ += n;
+      if (ec || self->discarded_ > (uint64_t{64} << 20)) {
+        self->close();
+        return;
+      }
+      self->drain_socket();
+    });
   }
 
   void close() {
@@ -376,6 +410,9 @@ class Session : public server::Connection, public std::enable_shared_from_this<S
   bool keep_alive_ = true;
   bool http10_ = false;
   bool closed_ = false;
+  bool lingering_ = false;
+  uint64_t discarded_ = 0;
+  std::array<char, 16384> discard_;
 };
 
 }  // namespace
