@@ -13,7 +13,9 @@ import time
 class ServerProcess:
     def __init__(self, suanli_bin, model, *extra, env=None, ready_timeout=120):
         self.log = tempfile.NamedTemporaryFile(prefix="suanli-serve-", suffix=".log", delete=False)
-        args = [suanli_bin, "serve", "-m", model, "--port", "0", "-t", "2", "--kv-memory", "256MiB", *extra]
+        args = [suanli_bin, "serve", "-m", model, "--port", "0", "-t", "2", *extra]
+        if "--kv-memory" not in extra:
+            args += ["--kv-memory", "256MiB"]
         self.proc = subprocess.Popen(
             args, stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
         )
