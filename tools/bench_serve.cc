@@ -1,4 +1,6 @@
-// suanli bench serve: a load generator for the serving engine, in-process.
+// suanli bench serve: a load generator for the serving engine, in-process,
+// or with --url against a running `suanli serve` over HTTP (the same
+// requests as streaming /v1/completions with token-id prompts).
 // Fixed concurrency (each of C clients sends its next request when the last
 // one ends) or Poisson arrivals (--rate), with random prompts of P tokens and
 // exactly O output tokens (EOS ignored). Prints a block like vLLM's serving
@@ -17,6 +19,7 @@
 #include <sstream>
 #include <thread>
 
+#include "bench_http.h"
 #include "model_args.h"
 #include "suanli/engine.h"
 
@@ -39,6 +42,7 @@ struct ServeArgs {
   uint64_t seed = 1;
   double temperature = 0;
   bool json = false;
+  std::string url;  // a running server instead of an in-process engine
 };
 
 struct RequestTrace {
@@ -107,6 +111,9 @@ std::function<int()> add_bench_serve(CLI::App* bench) {
   sub->add_option("--seed", a->seed, "Seed for prompts and sampling");
   sub->add_option("--temp", a->temperature, "Sampling temperature (default greedy)");
   sub->add_flag("--json", a->json, "Print a JSON list, one object per level");
+  sub->add_option("--url", a->url,
+                  "Benchmark a running `suanli serve` at this URL (e.g. http://127.0.0.1:8080) over HTTP "
+                  "(streaming /v1/completions) instead of an in-process engine");
   return [a, sub]() -> int {
     if (!sub->parsed()) return -1;
     auto fail = [](const std::string& m) {
@@ -135,25 +142,43 @@ std::function<int()> add_bench_serve(CLI::App* bench) {
     auto mix = parse_mix(a->scenario_mix);
     if (!mix) return fail(mix.status().to_string());
 
-    ModelArgs margs = a->model;
-    Expected<LoadedModel> lm = load_model(margs);
-    if (!lm) return fail(lm.status().to_string());
-    // Replace the single-sequence cache with one sized for serving.
-    KvCacheOptions kopt;
-    kopt.memory_bytes = *kv_bytes;
-    auto kv = KvCache::create(*lm->devices[0], lm->model->info(), kopt);
-    if (!kv) return fail(kv.status().to_string());
-    lm->kv.reset();
+    // In-process: the model, a KV cache sized for serving and an engine.
+    // With --url: a running `suanli serve`, over HTTP.
+    LoadedModel lm;
+    std::unique_ptr<KvCache> kv;
+    std::unique_ptr<Engine> engine;
     EngineConfig ecfg;
-    ecfg.max_batch_tokens = lm->model->max_batch_tokens();
-    ecfg.max_seqs = static_cast<int32_t>(a->max_seqs);
-    for (auto& sc : ecfg.scenarios) {
-      sc.max_queue = 1 << 20;
-      sc.reject_unmeetable = false;
+    int32_t V = 0;
+    std::optional<HttpTarget> target;
+    if (a->url.empty()) {
+      ModelArgs margs = a->model;
+      Expected<LoadedModel> loaded = load_model(margs);
+      if (!loaded) return fail(loaded.status().to_string());
+      lm = std::move(*loaded);
+      KvCacheOptions kopt;
+      kopt.memory_bytes = *kv_bytes;
+      auto kv_or = KvCache::create(*lm.devices[0], lm.model->info(), kopt);
+      if (!kv_or) return fail(kv_or.status().to_string());
+      kv = std::move(*kv_or);
+      lm.kv.reset();
+      ecfg.max_batch_tokens = lm.model->max_batch_tokens();
+      ecfg.max_seqs = static_cast<int32_t>(a->max_seqs);
+      for (auto& sc : ecfg.scenarios) {
+        sc.max_queue = 1 << 20;
+        sc.reject_unmeetable = false;
+      }
+      auto engine_or = Engine::create(*lm.model, *kv, lm.tokenizer, ecfg);
+      if (!engine_or) return fail(engine_or.status().to_string());
+      engine = std::move(*engine_or);
+      V = static_cast<int32_t>(lm.model->n_vocab());
+    } else {
+      Expected<HttpTarget> t = parse_http_url(a->url);
+      if (!t) return fail(t.status().to_string());
+      target = *t;
+      Expected<int64_t> vocab = server_vocab_size(*target);
+      if (!vocab) return fail(vocab.status().to_string());
+      V = static_cast<int32_t>(*vocab);
     }
-    auto engine = Engine::create(*lm->model, **kv, lm->tokenizer, ecfg);
-    if (!engine) return fail(engine.status().to_string());
-    const int32_t V = static_cast<int32_t>(lm->model->n_vocab());
 
     std::mt19937_64 rng(a->seed);
     std::uniform_int_distribution<int32_t> any_token(0, V - 1);
@@ -175,6 +200,7 @@ std::function<int()> add_bench_serve(CLI::App* bench) {
       std::exponential_distribution<double> gap(a->rate > 0 ? a->rate : 1.0);
       double next_arrival = 0;
       std::vector<std::string> errors;
+      std::vector<std::thread> http_threads;
       while (true) {
         std::unique_lock<std::mutex> lock(mu);
         if (next >= n_req) {
@@ -220,13 +246,18 @@ std::function<int()> add_bench_serve(CLI::App* bench) {
             t.end = now;
             t.ok = e.kind == Event::Kind::kDone;
             t.cached = e.usage.cached_prompt_tokens;
+            if (e.usage.completion_tokens > 0) t.tokens = e.usage.completion_tokens;
             if (!t.ok) errors.push_back(e.error);
             in_flight--;
             done++;
             cv.notify_all();
           }
         };
-        Expected<uint64_t> id = (*engine)->submit(std::move(r), cb);
+        if (target) {
+          http_threads.emplace_back([&target, r = std::move(r), cb] { stream_completion(*target, r, cb); });
+          continue;
+        }
+        Expected<uint64_t> id = engine->submit(std::move(r), cb);
         if (!id) {
           std::lock_guard<std::mutex> g(mu);
           errors.push_back(id.status().to_string());
@@ -235,6 +266,7 @@ std::function<int()> add_bench_serve(CLI::App* bench) {
         }
       }
       const double duration = now_s();
+      for (std::thread& t : http_threads) t.join();
       std::vector<double> ttft, tpot, itl, e2e;
       int64_t out_tokens = 0, ok = 0, good = 0, cached = 0;
       for (const RequestTrace& t : traces) {

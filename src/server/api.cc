@@ -322,6 +322,7 @@ HttpResponse Api::status_json() const {
   j["model"] = b ? ojson(b->model_id) : ojson(nullptr);
   j["device"] = b ? ojson(b->device_name) : ojson(nullptr);
   j["max_context"] = b ? b->max_context : 0;
+  j["n_vocab"] = b ? b->model->n_vocab() : 0;
   j["uptime_s"] = now_unix_seconds() - started_at_;
   if (b) {
     const EngineStats st = b->engine->stats();
