@@ -12,8 +12,21 @@ FUZZ_SECONDS ?= 60
 
 .PHONY: run test deps test-deps build build-asan build-fuzz model unit-test asan-test fuzz-smoke pytest clean format
 
+# `make run` serves the default model (SUANLI_PORT / SUANLI_HOST and every
+# other SUANLI_* variable configure it; see docs/server.md). Ctrl-C stops it.
+PORT ?= 8080
 run: deps build model
 	$(SUANLI) inspect "$$($(SUANLI) pull default --print-path)"
+	@echo
+	@echo "Starting suanli serve on http://127.0.0.1:$(PORT)/ (Ctrl-C stops it). Talk to it with:"
+	@echo "  browser:  http://127.0.0.1:$(PORT)/   (chat + live status)"
+	@echo "  curl:     curl http://127.0.0.1:$(PORT)/v1/chat/completions -H 'Content-Type: application/json' \\"
+	@echo "              -d '{\"messages\": [{\"role\": \"user\", \"content\": \"Hello!\"}], \"stream\": true}'"
+	@echo "  python:   from openai import OpenAI"
+	@echo "            c = OpenAI(base_url='http://127.0.0.1:$(PORT)/v1', api_key='none')"
+	@echo "            print(c.chat.completions.create(model='default', messages=[{'role': 'user', 'content': 'Hello!'}]).choices[0].message.content)"
+	@echo
+	$(SUANLI) serve --port $(PORT)
 
 test: test-deps build build-asan build-fuzz model unit-test asan-test fuzz-smoke pytest
 
