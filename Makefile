@@ -14,7 +14,7 @@ FUZZ_SECONDS ?= 60
 
 # `make run` serves the default model (SUANLI_PORT / SUANLI_HOST and every
 # other SUANLI_* variable configure it; see docs/server.md). Ctrl-C stops it.
-PORT ?= 8080
+PORT ?= $(or $(SUANLI_PORT),8080)
 run: deps build model
 	$(SUANLI) inspect "$$($(SUANLI) pull default --print-path)"
 	@echo

@@ -169,8 +169,10 @@ Runner add_serve(CLI::App& app) {
     std::fprintf(stderr, "suanli serve: %s: draining (up to %.0f s)\n", sig == SIGINT ? "SIGINT" : "SIGTERM",
                  a->shutdown_timeout_s);
     (*server)->shutdown(a->shutdown_timeout_s);
-    server->reset();
+    // The engine first: requests it still ends post their last events to
+    // connections, which need the server's I/O context alive.
     loaded->engine.reset();
+    server->reset();
     std::fprintf(stderr, "suanli serve: stopped\n");
     return 0;
   };

@@ -79,14 +79,16 @@ struct Server::Impl {
 
   void do_accept();
 
+  // Declared before ioc: sessions still queued in it when it is destroyed
+  // touch the counters and the api on their way out.
   ServerOptions options;
   server::Api api;
-  net::io_context ioc;
-  tcp::acceptor acceptor;
-  std::vector<std::thread> threads;
   std::atomic<int64_t> pending_bytes{0};  // queued for writing over all sessions
   std::atomic<int64_t> sessions{0};
   std::atomic<bool> stopped{false};
+  net::io_context ioc;
+  tcp::acceptor acceptor;
+  std::vector<std::thread> threads;
 };
 
 namespace {

@@ -451,3 +451,18 @@ def test_sigterm_lets_short_requests_finish(suanli_bin, default_model):
     assert status == 200
     assert json.loads(data)["choices"][0]["finish_reason"] == "length"
     assert s.proc.wait(timeout=30) == 0
+
+
+def test_request_timeout_ends_stream_with_abort(suanli_bin, default_model):
+    s = ServerProcess(suanli_bin, default_model, "--request-timeout", "1", env={"SUANLI_IDLE_TIMEOUT": "30"})
+    try:
+        status, _, data = s.request(
+            "POST", "/v1/completions", {"prompt": "Go on:", "max_tokens": 3000, "ignore_eos": True}, timeout=60
+        )
+        assert status == 200
+        body = json.loads(data)
+        assert body["choices"][0]["finish_reason"] == "abort"
+        assert 0 < body["usage"]["completion_tokens"] < 3000
+        assert s.health() == 200
+    finally:
+        assert s.stop() == 0
