@@ -22,6 +22,7 @@ Runner add_run(CLI::App& app);
 Runner add_chat(CLI::App& app);
 Runner add_bench(CLI::App& app);
 Runner add_devices(CLI::App& app);
+Runner add_quantize(CLI::App& app);
 Runner add_serve(CLI::App& app);
 
 }  // namespace suanli::cli

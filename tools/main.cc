@@ -26,6 +26,7 @@ int main(int argc, char** argv) {
   add(suanli::cli::add_chat);
   add(suanli::cli::add_bench);
   add(suanli::cli::add_devices);
+  add(suanli::cli::add_quantize);
   add(suanli::cli::add_serve);
 
   try {
