@@ -48,7 +48,8 @@ void mean_std(const std::vector<double>& v, double* mean, double* sd) {
 bool integer_weights(const Model& m) {
   for (const GgufTensorInfo& t : m.file().tensors()) {
     if (t.name.find("attn_q.weight") != std::string::npos) {
-      return !(t.type == GgmlType::kF32 || t.type == GgmlType::kF16 || t.type == GgmlType::kBF16);
+      return !(t.type == GgmlType::kF32 || t.type == GgmlType::kF16 || t.type == GgmlType::kBF16 ||
+               t.type == GgmlType::kMXFP8_E4M3);  // float activations (devices/cpu/matmul.cc)
     }
   }
   return true;

@@ -45,6 +45,10 @@ enum class GgmlType : uint32_t {
   kTQ1_0 = 34,
   kTQ2_0 = 35,
   kMXFP4 = 39,
+  // suanli's own, not a ggml type: OCP MX FP8 (E4M3FN elements, UE8M0
+  // power-of-two scale per 32). Far above ggml's ids so that a type ggml adds
+  // later cannot collide with it; see docs/fp8.md.
+  kMXFP8_E4M3 = 1024,
 };
 
 struct GgmlTypeTraits {
@@ -58,7 +62,8 @@ std::optional<GgmlTypeTraits> ggml_type_traits(uint32_t type_id);
 // Traits of a valid enum value (SUANLI_CHECKs it is known).
 const GgmlTypeTraits& traits(GgmlType type);
 std::string_view ggml_type_name(GgmlType type);
-// Parses "q4_k" / "Q4_K" / "f16" (case-insensitive); nullopt if unknown.
+// Parses "q4_k" / "Q4_K" / "f16" (case-insensitive; "fp8" is short for
+// MXFP8_E4M3); nullopt if unknown.
 std::optional<GgmlType> parse_ggml_type(std::string_view name);
 
 // Bytes occupied by n elements (n a multiple of the block size).

@@ -49,6 +49,8 @@ constexpr std::array kTypes = {
     Entry{GgmlType::kTQ1_0, {"TQ1_0", kQK_K, 2 + 4 * 13}},
     Entry{GgmlType::kTQ2_0, {"TQ2_0", kQK_K, 2 + 64}},
     Entry{GgmlType::kMXFP4, {"MXFP4", 32, 1 + 16}},
+    // suanli's extension (docs/fp8.md): UE8M0 scale byte + 32 E4M3 bytes.
+    Entry{GgmlType::kMXFP8_E4M3, {"MXFP8_E4M3", 32, 1 + 32}},
 };
 
 }  // namespace
@@ -71,6 +73,7 @@ const GgmlTypeTraits& traits(GgmlType type) {
 std::string_view ggml_type_name(GgmlType type) { return traits(type).name; }
 
 std::optional<GgmlType> parse_ggml_type(std::string_view name) {
+  if (name == "fp8" || name == "FP8") return GgmlType::kMXFP8_E4M3;
   for (const Entry& e : kTypes) {
     if (e.traits.name.size() != name.size()) continue;
     bool same = true;

@@ -4,11 +4,14 @@
 // Tolerances. Integer formats quantize activations to int8 per 32-block
 // (scale amax/127), so each product carries at most |w|·amax/254 of
 // activation rounding: the bound is Σ|w_k|·amax_b(k)/250 plus 2e-5·Σ|x||w|
-// for float rounding of scales and sums. Float formats (F32/F16/BF16) only
-// round their float32 sums: 1e-5·Σ|x||w|.
+// for float rounding of scales and sums. Float formats (F32/F16/BF16, and
+// MXFP8_E4M3, whose rows convert to float exactly) only round their float32
+// sums: 1e-5·Σ|x||w|.
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <bit>
+#include <cmath>
 #include <string_view>
 
 #include "conformance.h"
@@ -18,7 +21,9 @@
 namespace suanli::conformance {
 namespace {
 
-bool is_float(GgmlType t) { return t == GgmlType::kF32 || t == GgmlType::kF16 || t == GgmlType::kBF16; }
+bool is_float(GgmlType t) {
+  return t == GgmlType::kF32 || t == GgmlType::kF16 || t == GgmlType::kBF16 || t == GgmlType::kMXFP8_E4M3;
+}
 
 // Row lengths that exercise each format: a whole number of blocks, an odd
 // number of 64-element steps, and the default model's K=576 and 1536.
@@ -92,6 +97,36 @@ TEST(Matmul, matches_reference_for_every_format_shape_and_kernel_set) {
             check_matmul(*dev, s, type, t_count, 37, k, t_count % 2 == 1);
           }
         }
+      }
+    }
+  }
+}
+
+// The float-row converters must give the portable (reference) floats bit for
+// bit; MXFP8 blocks with every element code under scales from the smallest to
+// NaN, where products overflow to inf.
+TEST(Matmul, float_row_converters_match_portable_for_mxfp8) {
+  const GgmlType type = GgmlType::kMXFP8_E4M3;
+  const int64_t k = 256 * 32;
+  const cpu::mm::Geometry g = cpu::mm::make_geometry(k);
+  std::vector<uint8_t> row(static_cast<size_t>(row_bytes(type, k)));
+  for (int64_t b = 0; b < k / 32; ++b) {
+    row[b * 33] = static_cast<uint8_t>(b);
+    for (int j = 0; j < 32; ++j) row[b * 33 + 1 + j] = static_cast<uint8_t>((b * 32 + j) * 37 + b);
+  }
+  std::vector<float> want(static_cast<size_t>(g.kf)), got(want.size());
+  ASSERT_TRUE(cpu::mm::float_row_portable(type, row.data(), g, want.data()));
+  std::vector<const cpu::mm::KernelTable*> tables = {cpu::mm::avx2_kernels()};
+  const std::vector<std::string_view> isas = cpu::mm::available_isas();
+  if (std::find(isas.begin(), isas.end(), "avx512vnni") != isas.end()) tables.push_back(cpu::mm::avx512_kernels());
+  for (const cpu::mm::KernelTable* t : tables) {
+    if (t == nullptr || t->float_row == nullptr || !t->float_row(type, row.data(), g, got.data())) continue;
+    SCOPED_TRACE(t->name);
+    for (size_t i = 0; i < want.size(); ++i) {
+      if (std::isnan(want[i])) {
+        ASSERT_TRUE(std::isnan(got[i])) << i;
+      } else {
+        ASSERT_EQ(std::bit_cast<uint32_t>(got[i]), std::bit_cast<uint32_t>(want[i])) << i << ": " << want[i];
       }
     }
   }

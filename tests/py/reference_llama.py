@@ -1,7 +1,8 @@
 """An independent float64 reference forward pass for the Llama family in GGUF.
 
 This is what the C++ engine is held to. It shares no code with suanli: weights
-are read with gguf-py's GGUFReader and dequantized with gguf.quants.dequantize,
+are read with gguf-py's GGUFReader and dequantized with gguf.quants.dequantize
+(MXFP8_E4M3, which ggml lacks, with mxfp8.py: ml_dtypes and numpy),
 and every operation below is plain float64 numpy, written the way llama.cpp
 defines the architectures for GGUF files:
 
@@ -32,8 +33,12 @@ import numpy as np
 from gguf import GGUFReader, GGMLQuantizationType
 from gguf.quants import dequantize
 
+import mxfp8
+
 SUPPORTED_ARCHS = ("llama", "qwen2", "qwen3")
-FLOAT_TYPES = (GGMLQuantizationType.F32, GGMLQuantizationType.F16, GGMLQuantizationType.BF16)
+# Weight types engines multiply with float activations. MXFP8 is one: its
+# values are exact in float32 (see docs/fp8.md).
+FLOAT_TYPES = (GGMLQuantizationType.F32, GGMLQuantizationType.F16, GGMLQuantizationType.BF16, mxfp8.TYPE_ID)
 
 
 # --------------------------------------------------------------------------
@@ -151,6 +156,7 @@ _MODELS: dict[str, "ReferenceModel"] = {}
 
 class ReferenceModel:
     def __init__(self, path: str):
+        mxfp8.register()
         reader = GGUFReader(path)
         meta = {name: f.contents() for name, f in reader.fields.items()
                 if not name.startswith("tokenizer.ggml.")}
@@ -183,6 +189,8 @@ class ReferenceModel:
             t = tensors[name]
             if t.tensor_type in (GGMLQuantizationType.F32, GGMLQuantizationType.F16):
                 a = np.asarray(t.data)
+            elif t.tensor_type == mxfp8.TYPE_ID:
+                a = mxfp8.dequantize(t.data)
             else:
                 a = dequantize(t.data, t.tensor_type)
             # numpy shape is the reverse of GGUF's ne: [rows][cols].

@@ -57,4 +57,8 @@ void dequantize_q6_k(const uint8_t* src, float* dst, int64_t n);
 void quantize_q4_k(const float* src, uint8_t* dst, int64_t n);
 void quantize_q6_k(const float* src, uint8_t* dst, int64_t n);
 
+// fp8.cc
+void dequantize_mxfp8_e4m3(const uint8_t* src, float* dst, int64_t n);
+void quantize_mxfp8_e4m3(const float* src, uint8_t* dst, int64_t n);
+
 }  // namespace suanli::quant::internal

@@ -33,6 +33,7 @@ constexpr Format kFormats[] = {
     {GgmlType::kQ4_K, internal::dequantize_q4_k, internal::quantize_q4_k},
     {GgmlType::kQ5_K, internal::dequantize_q5_k, nullptr},
     {GgmlType::kQ6_K, internal::dequantize_q6_k, internal::quantize_q6_k},
+    {GgmlType::kMXFP8_E4M3, internal::dequantize_mxfp8_e4m3, internal::quantize_mxfp8_e4m3},
 };
 
 const Format* find_format(GgmlType type) {

@@ -29,7 +29,7 @@ const std::vector<GgmlType>& supported_weight_formats() {
   static const std::vector<GgmlType> kFormats = {
       GgmlType::kF32,  GgmlType::kF16,  GgmlType::kBF16, GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ4_1,
       GgmlType::kQ5_0, GgmlType::kQ5_1, GgmlType::kQ2_K, GgmlType::kQ3_K, GgmlType::kQ4_K, GgmlType::kQ5_K,
-      GgmlType::kQ6_K};
+      GgmlType::kQ6_K, GgmlType::kMXFP8_E4M3};
   return kFormats;
 }
 
@@ -101,7 +101,12 @@ uint8_t* aligned_bytes(std::vector<uint8_t>& v, size_t bytes) {
   return v.data() + ((64 - p % 64) % 64);
 }
 
-bool is_float_format(GgmlType t) { return t == GgmlType::kF32 || t == GgmlType::kF16 || t == GgmlType::kBF16; }
+// MXFP8 takes the float path too: its 4 significant bits per element and
+// per-32 power-of-two scale are exact in float, and int8 activations would
+// add rounding the format does not otherwise have.
+bool is_float_format(GgmlType t) {
+  return t == GgmlType::kF32 || t == GgmlType::kF16 || t == GgmlType::kBF16 || t == GgmlType::kMXFP8_E4M3;
+}
 
 // Rows per tile: about 48 KiB of unpacked weights, a multiple of the kernel's
 // 4 rows. Small enough to stay in L1/L2 while all tokens pass over it, large

@@ -14,6 +14,7 @@
 // once per step and reused across the 4 tokens, the tokens' codes across
 // the 4 rows. The tile shape is a template parameter; the arithmetic of one
 // output is the same for every shape (batch invariance).
+#include "core/quant/fp8.h"
 #include "devices/cpu/matmul_kernels.h"
 
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VNNI__) && \
@@ -21,6 +22,7 @@
 #include <immintrin.h>
 
 #include <cstring>
+#include <limits>
 
 namespace suanli::cpu::mm {
 namespace {
@@ -428,6 +430,30 @@ bool float_row(GgmlType type, const uint8_t* src, const Geometry& g, float* dst)
         std::memcpy(dst + i, &bits, sizeof bits);
       }
       break;
+    case GgmlType::kMXFP8_E4M3: {
+      // Bit-identical to the reference (table value * scale): the E4M3
+      // magnitude bits shifted into a float's exponent/mantissa are the value
+      // times 2^-120, subnormals included (they land on float subnormals), so
+      // one exact multiply by 2^120 decodes them; 0x7f is then patched to NaN
+      // and the sign ORed in. Needs denormals-as-zero off, the default.
+      const __m512i magnitude_mask = _mm512_set1_epi32(0x7f);
+      const __m512 pow120 = _mm512_set1_ps(0x1p120f);
+      const __m512 nan = _mm512_set1_ps(std::numeric_limits<float>::quiet_NaN());
+      for (; i < k; i += 32) {  // k is a whole number of 32-blocks
+        const uint8_t* block = src + i / 32 * 33;
+        const __m512 scale = _mm512_set1_ps(quant::e8m0_to_fp32(block[0]));
+        for (int h = 0; h < 2; ++h) {
+          const __m512i b = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 1 + 16 * h)));
+          const __m512i m = _mm512_and_si512(b, magnitude_mask);
+          __m512 v = _mm512_mul_ps(_mm512_castsi512_ps(_mm512_slli_epi32(m, 20)), pow120);
+          v = _mm512_mask_mov_ps(v, _mm512_cmpeq_epi32_mask(m, magnitude_mask), nan);
+          const __m512i sign = _mm512_slli_epi32(_mm512_andnot_si512(magnitude_mask, b), 24);
+          v = _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(v), sign));
+          _mm512_storeu_ps(dst + i + 16 * h, _mm512_mul_ps(v, scale));
+        }
+      }
+      break;
+    }
     default: return false;
   }
   for (; i < g.kf; ++i) dst[i] = 0.0f;

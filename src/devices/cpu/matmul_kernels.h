@@ -23,7 +23,8 @@
 // padding is zero. For activations lane_scale is da (repeated per lane) and
 // half_term is da·Σ_16 a; for weights they are dw and mo.
 //
-// Float weight formats (F32 / F16 / BF16) use float rows of kf = K rounded up
+// Float weight formats (F32 / F16 / BF16, and MXFP8_E4M3 converted to
+// floats) use float rows of kf = K rounded up
 // to 16 for both weights and activations, and a float FMA kernel.
 #pragma once
 
@@ -69,7 +70,8 @@ struct KernelTable {
   // r < n_rows, c < n_tok (both <= 4). Rows are row_bytes apart.
   void (*int_tile)(const uint8_t* w, int n_rows, const uint8_t* a, int n_tok, const Geometry& g, const float* bias,
                    float* out, int64_t ldo) = nullptr;
-  // Converts one F16 / BF16 / F32 weight row to kf floats (zero padded).
+  // Converts one float-format weight row (F32 / F16 / BF16 / MXFP8_E4M3) to
+  // kf floats (zero padded); false when this ISA has no converter for it.
   bool (*float_row)(GgmlType type, const uint8_t* src, const Geometry& g, float* dst) = nullptr;
   // As int_tile for float rows of kf floats.
   void (*float_tile)(const float* w, int n_rows, const float* a, int n_tok, const Geometry& g, const float* bias,

@@ -275,6 +275,7 @@ bool float_row_portable(GgmlType type, const uint8_t* src, const Geometry& g, fl
         dst[i] = type == GgmlType::kF16 ? quant::fp16_to_fp32(h) : quant::bf16_to_fp32(h);
       }
       break;
+    case GgmlType::kMXFP8_E4M3: SUANLI_CHECK(quant::dequantize(type, src, dst, g.k).ok()); break;
     default: return false;
   }
   for (int64_t i = g.k; i < g.kf; ++i) dst[i] = 0.0f;
