@@ -106,7 +106,7 @@ std::function<int()> add_bench_serve(CLI::App* bench) {
   sub->add_option("--rate", a->rate, "Poisson arrival rate in requests/s (default: closed loop)");
   sub->add_option("--scenario-mix", a->scenario_mix, "e.g. realtime:0.2,interactive:0.5,batch:0.3");
   sub->add_option("--shared-prefix", a->shared_prefix, "Tokens of a prefix shared by every prompt");
-  sub->add_option("--kv-memory", a->kv_memory, "KV cache memory, e.g. 512MiB, 2GiB");
+  sub->add_option("--kv-memory", a->kv_memory, "KV cache memory, e.g. 512MiB, 2GiB, or 30% of free memory");
   sub->add_option("--max-seqs", a->max_seqs, "Max running sequences");
   sub->add_option("--seed", a->seed, "Seed for prompts and sampling");
   sub->add_option("--temp", a->temperature, "Sampling temperature (default greedy)");
@@ -137,8 +137,6 @@ std::function<int()> add_bench_serve(CLI::App* bench) {
     if (levels.empty()) return fail("no concurrency levels");
     if (a->prompt_tokens < 1 || a->output_tokens < 1) return fail("--prompt-tokens and --output-tokens must be >= 1");
     if (a->shared_prefix < 0 || a->shared_prefix >= a->prompt_tokens) return fail("--shared-prefix must be below --prompt-tokens");
-    Expected<uint64_t> kv_bytes = parse_bytes(a->kv_memory);
-    if (!kv_bytes) return fail(kv_bytes.status().to_string());
     auto mix = parse_mix(a->scenario_mix);
     if (!mix) return fail(mix.status().to_string());
 
@@ -155,12 +153,14 @@ std::function<int()> add_bench_serve(CLI::App* bench) {
       Expected<LoadedModel> loaded = load_model(margs);
       if (!loaded) return fail(loaded.status().to_string());
       lm = std::move(*loaded);
+      lm.kv.reset();
+      Expected<uint64_t> kv_bytes = parse_kv_memory(a->kv_memory, *lm.devices[0]);
+      if (!kv_bytes) return fail(kv_bytes.status().to_string());
       KvCacheOptions kopt;
       kopt.memory_bytes = *kv_bytes;
       auto kv_or = KvCache::create(*lm.devices[0], lm.model->info(), kopt);
       if (!kv_or) return fail(kv_or.status().to_string());
       kv = std::move(*kv_or);
-      lm.kv.reset();
       ecfg.max_batch_tokens = lm.model->max_batch_tokens();
       ecfg.max_seqs = static_cast<int32_t>(a->max_seqs);
       for (auto& sc : ecfg.scenarios) {

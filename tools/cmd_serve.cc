@@ -67,7 +67,7 @@ Runner add_serve(CLI::App& app) {
   sub->add_option("--request-timeout", o.request_timeout_s, "Seconds a generation may run before it is aborted");
   sub->add_option("--idle-timeout", o.idle_timeout_s, "Seconds an idle keep-alive connection stays open");
   sub->add_option("--max-body", a->max_body, "Largest request body (413 beyond), e.g. 4MiB");
-  sub->add_option("--kv-memory", a->kv_memory, "KV cache memory, e.g. 512MiB, 2GiB");
+  sub->add_option("--kv-memory", a->kv_memory, "KV cache memory, e.g. 512MiB, 2GiB, or 30% of free memory");
   sub->add_option("--max-seqs", a->max_seqs, "Max running sequences");
   sub->add_option("--max-batch-tokens", a->model.batch, "Max tokens per forward step");
   sub->add_option("--io-threads", o.io_threads, "HTTP I/O threads");
@@ -79,8 +79,10 @@ Runner add_serve(CLI::App& app) {
       std::fprintf(stderr, "suanli serve: %s\n", m.c_str());
       return 1;
     };
-    Expected<uint64_t> kv_bytes = parse_bytes(a->kv_memory);
-    if (!kv_bytes) return fail(kv_bytes.status().to_string());
+    if (a->kv_memory.empty()) return fail("--kv-memory is empty");
+    if (a->kv_memory.back() != '%') {  // shares of free memory are resolved once the device exists
+      if (Expected<uint64_t> b = parse_bytes(a->kv_memory); !b) return fail(b.status().to_string());
+    }
     Expected<uint64_t> body_bytes = parse_bytes(a->max_body);
     if (!body_bytes) return fail(body_bytes.status().to_string());
     a->server.max_body_bytes = *body_bytes;
@@ -122,12 +124,14 @@ Runner add_serve(CLI::App& app) {
       Expected<LoadedModel> lm = load_model(margs);
       if (!lm) return failed(lm.status());
       loaded->lm = std::move(*lm);
+      loaded->lm.kv.reset();  // the single-sequence cache load_model made
+      Expected<uint64_t> kv_bytes = parse_kv_memory(a->kv_memory, *loaded->lm.devices[0]);
+      if (!kv_bytes) return failed(kv_bytes.status());
       KvCacheOptions kopt;
       kopt.memory_bytes = *kv_bytes;
       auto kv = KvCache::create(*loaded->lm.devices[0], loaded->lm.model->info(), kopt);
       if (!kv) return failed(kv.status());
       loaded->kv = std::move(*kv);
-      loaded->lm.kv.reset();  // the single-sequence cache load_model made
       EngineConfig ecfg;
       ecfg.max_batch_tokens = loaded->lm.model->max_batch_tokens();
       ecfg.max_seqs = static_cast<int32_t>(a->max_seqs);

@@ -52,6 +52,26 @@ Expected<uint64_t> parse_bytes(const std::string& s) {
   return static_cast<uint64_t>(v * mult);
 }
 
+Expected<uint64_t> parse_kv_memory(const std::string& s, const Device& device) {
+  if (!s.empty() && s.back() == '%') {
+    double pct = 0;
+    size_t pos = 0;
+    try {
+      pct = std::stod(s.substr(0, s.size() - 1), &pos);
+    } catch (...) {
+      return InvalidArgument("bad KV memory share '" + s + "'");
+    }
+    if (pos != s.size() - 1 || !(pct > 0 && pct <= 95)) {
+      return InvalidArgument("KV memory share must be in (0, 95]%, got '" + s + "'");
+    }
+    const uint64_t free_bytes = device.memory().free_bytes;
+    const uint64_t bytes = static_cast<uint64_t>(static_cast<double>(free_bytes) * pct / 100.0);
+    if (bytes == 0) return InvalidArgument("cannot tell the device's free memory for '" + s + "'");
+    return bytes;
+  }
+  return parse_bytes(s);
+}
+
 Expected<LoadedModel> load_model(const ModelArgs& a) {
   if (a.ctx < 1 || a.ctx > (1 << 24)) return InvalidArgument("--ctx must be 1 to 16777216");
   if (a.batch < 1 || a.batch > 65536) return InvalidArgument("--batch must be 1 to 65536");

@@ -47,5 +47,8 @@ Expected<LoadedModel> load_model(const ModelArgs& a);
 
 // A size with an optional unit: 512MiB, 2GiB, 1.5G, 4096 (bytes).
 Expected<uint64_t> parse_bytes(const std::string& s);
+// A KV cache budget: a size as parse_bytes takes it ("2GiB"), or a share of
+// the device's free memory ("50%").
+Expected<uint64_t> parse_kv_memory(const std::string& s, const Device& device);
 
 }  // namespace suanli::cli
