@@ -141,7 +141,7 @@ class Generation : public Exchange, public std::enable_shared_from_this<Generati
       // Gone, or reading too slowly: free the engine's work and the socket.
       dead_ = true;
       cancel_all();
-      conn_->abort();
+      conn_->drop();
     }
   }
 

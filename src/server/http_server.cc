@@ -155,7 +155,7 @@ class Session : public server::Connection, public std::enable_shared_from_this<S
     do_write();
   }
 
-  void abort() override { close(); }
+  void drop() override { close(); }
 
  private:
   size_t buffered() const { return pending_.size() + writing_.size(); }

@@ -61,12 +61,12 @@ class Connection {
   virtual void begin_stream(const HttpResponse& head) = 0;
   // One piece of the streamed body. False when the connection is gone or
   // the client reads too slowly (its buffer is over the cap): the caller
-  // cancels its work and calls abort().
+  // cancels its work and calls drop().
   virtual bool stream_write(std::string_view data) = 0;
   // The last chunk; ends the exchange.
   virtual void end_stream() = 0;
   // Closes the connection without finishing the response.
-  virtual void abort() = 0;
+  virtual void drop() = 0;
 };
 
 // Work in flight for an exchange (a generation), held by the session so it
