@@ -24,6 +24,6 @@ for target in fuzz_gguf fuzz_chat_template fuzz_tokenizer; do
       "$work" "$seeds" 2>"$build/$target.log"; then
     echo "fuzz: $target FOUND A FAILURE:"; tail -40 "$build/$target.log"; status=1
   fi
-  grep -E '^stat::(number_of_executed_units|peak_rss_mb)' "$build/$target.log" || true
+  grep -E '^(stat::(number_of_executed_units|peak_rss_mb)|tokenizer_fuzz:)' "$build/$target.log" || true
 done
 exit $status

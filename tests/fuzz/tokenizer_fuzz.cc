@@ -2,7 +2,9 @@
 // and off), decode and the streaming decoder, for a byte-level BPE and a
 // SentencePiece vocabulary. The vocabularies come from
 // SUANLI_FUZZ_VOCAB_DIR (default ../shared/data/vocab, the team's
-// vocabulary-only GGUFs); the target exits early when none is found.
+// vocabulary-only GGUFs) and the cached default model (SmolLM2's byte-level
+// BPE, which `make test` fetches before fuzzing); the target says which it
+// loaded and does nothing only when there is none at all.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -26,13 +28,26 @@ std::vector<std::shared_ptr<const suanli::Tokenizer>>& tokenizers() {
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
   const char* dir = std::getenv("SUANLI_FUZZ_VOCAB_DIR");
   const std::string base = dir ? dir : "../shared/data/vocab";
+  std::vector<std::string> paths;
   for (const char* name : {"ggml-vocab-gpt-2.gguf", "ggml-vocab-llama-spm.gguf", "ggml-vocab-deepseek-llm.gguf"}) {
-    auto f = suanli::GgufFile::open(base + "/" + name);
+    paths.push_back(base + "/" + name);
+  }
+  const char* home = std::getenv("SUANLI_HOME");
+  const char* user_home = std::getenv("HOME");
+  if (home && *home) {
+    paths.push_back(std::string(home) + "/SmolLM2-135M-Instruct.Q4_1.gguf");
+  } else if (user_home) {
+    paths.push_back(std::string(user_home) + "/.cache/suanli/models/SmolLM2-135M-Instruct.Q4_1.gguf");
+  }
+  for (const std::string& path : paths) {
+    auto f = suanli::GgufFile::open(path);
     if (!f) continue;
     auto t = suanli::Tokenizer::from_gguf(*f);
-    if (t) tokenizers().push_back(*t);
+    if (!t) continue;
+    tokenizers().push_back(*t);
+    std::fprintf(stderr, "tokenizer_fuzz: vocabulary %s\n", path.c_str());
   }
-  if (tokenizers().empty()) std::fprintf(stderr, "tokenizer_fuzz: no vocabulary found under %s\n", base.c_str());
+  if (tokenizers().empty()) std::fprintf(stderr, "tokenizer_fuzz: no vocabulary found (%s, default model)\n", base.c_str());
   return 0;
 }
 
