@@ -15,7 +15,7 @@ struct SynthArgs {
   std::string type = "q4_0";
   std::string tokenizer_from;
   uint64_t seed = 0;
-  int64_t layers = 0;
+  int64_t layers = -1;  // -1: the shape's own
   int threads = 0;
   bool list = false;
 };
@@ -67,7 +67,7 @@ Runner add_synth(CLI::App& app) {
     opt.seed = a->seed;
     opt.threads = a->threads;
     opt.tokenizer_from = a->tokenizer_from.empty() ? default_tokenizer_source() : a->tokenizer_from;
-    if (a->layers) opt.layers = a->layers;
+    if (a->layers != -1) opt.layers = a->layers;
     opt.progress = isatty(STDERR_FILENO);
     Status s = synth_model(opt);
     if (!s.ok()) {
