@@ -69,12 +69,30 @@ class Buffer {
 };
 
 // A weight matrix: n_rows rows of n_cols elements, each row row_bytes apart.
+//
+// Views made by Device::prepare_weights may carry a device-private `layout`
+// (0 is GGUF's: rows of `type` blocks, row_stride apart) and may stack up to
+// kMaxWeightParts matrices with the same type and n_cols: n_rows is their
+// total and part_rows[p] the rows of part p. matmul with a stacked view
+// writes part p's result as its own [T][part_rows[p]] matrix, the parts one
+// after another in `out` (for T = 1 that is simply one [1][n_rows] row).
+constexpr int kMaxWeightParts = 4;
 struct WeightView {
   const void* data = nullptr;
   GgmlType type = GgmlType::kF32;
   int64_t n_rows = 0;
   int64_t n_cols = 0;
   size_t row_stride = 0;  // bytes between rows (row_bytes(type, n_cols) when dense)
+  int32_t layout = 0;     // 0: GGUF rows; otherwise private to the device that prepared it
+  int32_t n_parts = 1;
+  int64_t part_rows[kMaxWeightParts] = {};  // when n_parts > 1
+};
+
+// A weight in a device's preferred layout, with the storage that holds it
+// (null when the view still points into the original bytes).
+struct PreparedWeight {
+  WeightView view;
+  std::unique_ptr<Buffer> storage;
 };
 
 // One layer's paged KV cache: k and v are [n_blocks][block_size][n_kv_heads][head_dim]
@@ -130,6 +148,15 @@ class Device {
   virtual Status upload(void* device_dst, const void* host_src, size_t bytes) = 0;
   virtual Status download(void* host_dst, const void* device_src, size_t bytes) = 0;
   virtual Status synchronize() = 0;
+
+  // Rewrites weights once, at load, into the layout this device multiplies
+  // fastest (e.g. rows interleaved for SIMD), optionally stacking several
+  // matrices that share an input (q/k/v, gate/up) so one matmul serves them
+  // all. `parts` are GGUF-layout views of one type and n_cols. Unsupported
+  // when the device has no better layout for them, or cannot stack them:
+  // callers then use the views as they are. The default: a single part is
+  // returned unchanged; stacking is unsupported.
+  virtual Expected<PreparedWeight> prepare_weights(const std::vector<WeightView>& parts);
 
   // ---- the op set ----
 

@@ -45,6 +45,10 @@ struct Batch {
 
 struct ModelOptions {
   int64_t max_batch_tokens = 512;
+  // Let the device rewrite the matrices once at load into the layout it
+  // multiplies fastest, stacking q/k/v and gate/up where it can
+  // (Device::prepare_weights). Costs a copy of those weights in memory.
+  bool prepare_weights = true;
 };
 
 class Model {
@@ -72,6 +76,7 @@ class Model {
   struct Workspace;
   Model(GgufFile file, Device& device);
   Status bind_weights();
+  Status prepare_weights();
   Status allocate(int64_t max_batch_tokens);
   Status check_batch(const Batch& batch, const KvCache& kv) const;
 
@@ -83,6 +88,7 @@ class Model {
   bool qk_norm_ = false;
   int64_t max_batch_tokens_ = 0;
   std::unique_ptr<Buffer> weights_;  // the mapped file's bytes on the device
+  std::vector<std::unique_ptr<Buffer>> prepared_;  // weights rewritten by prepare_weights()
   std::vector<Layer> layers_;
   WeightView token_embd_;
   WeightView output_;

@@ -25,11 +25,16 @@ struct Model::Layer {
   const float* k_norm = nullptr;     // [head_dim] (qwen3)
   const float* ffn_norm = nullptr;   // [n_embd]
   WeightView gate, up, down;         // [n_ff][n_embd] x2, [n_embd][n_ff]
+  // Set by prepare_weights when the device stacked q/k/v (gate/up): one
+  // matmul writes q, k, v ([T][q_dim], [T][kv_dim] x2) one after another.
+  bool fused_qkv = false, fused_gate_up = false;
+  WeightView wqkv, gate_up;
+  const float* bqkv = nullptr;  // [q_dim + 2 kv_dim] (qwen2)
 };
 
 // Activation buffers on the device, sized for max_batch_tokens.
 struct Model::Workspace {
-  std::unique_ptr<Buffer> x, h, q, k, v, attn, ffn_a, ffn_b, ids, positions, slots, block_tables, logits_in,
+  std::unique_ptr<Buffer> x, h, qkv, attn, ffn, ids, positions, slots, block_tables, logits_in,
       logits;
   std::vector<SeqSlice> seqs;
   std::vector<int32_t> host_tables;
@@ -69,6 +74,7 @@ Expected<std::unique_ptr<Model>> Model::load(const std::string& path, Device& de
     return InvalidArgument("max_batch_tokens must be 1 to 1048576");
   }
   Status s = m->bind_weights();
+  if (s.ok() && options.prepare_weights) s = m->prepare_weights();
   if (!s.ok()) return s.with_context(path);
   SUANLI_RETURN_IF_ERROR(m->allocate(options.max_batch_tokens));
   return m;
@@ -155,6 +161,56 @@ Status Model::bind_weights() {
   return Status::Ok();
 }
 
+Status Model::prepare_weights() {
+  Device& d = device_;
+  // One matrix in the device's layout; unchanged when it has none.
+  auto single = [&](WeightView& w) -> Status {
+    Expected<PreparedWeight> p = d.prepare_weights({w});
+    if (!p) return p.status().code() == StatusCode::kUnsupported ? Status::Ok() : p.status();
+    w = p->view;
+    if (p->storage) prepared_.push_back(std::move(p->storage));
+    return Status::Ok();
+  };
+  // Stacked matrices; false when the device cannot stack these.
+  auto stacked = [&](const std::vector<WeightView>& parts, WeightView& out) -> Expected<bool> {
+    Expected<PreparedWeight> p = d.prepare_weights(parts);
+    if (!p) {
+      if (p.status().code() == StatusCode::kUnsupported) return false;
+      return p.status();
+    }
+    out = p->view;
+    if (p->storage) prepared_.push_back(std::move(p->storage));
+    return true;
+  };
+  for (Layer& L : layers_) {
+    SUANLI_ASSIGN_OR_RETURN(L.fused_qkv, stacked({L.wq, L.wk, L.wv}, L.wqkv));
+    if (L.fused_qkv && qkv_bias_) {
+      const int64_t Q = L.wq.n_rows, KV = L.wk.n_rows;
+      std::vector<float> b(static_cast<size_t>(Q + 2 * KV));
+      SUANLI_RETURN_IF_ERROR(d.download(b.data(), L.bq, Q * sizeof(float)));
+      SUANLI_RETURN_IF_ERROR(d.download(b.data() + Q, L.bk, KV * sizeof(float)));
+      SUANLI_RETURN_IF_ERROR(d.download(b.data() + Q + KV, L.bv, KV * sizeof(float)));
+      SUANLI_ASSIGN_OR_RETURN(std::unique_ptr<Buffer> buf, d.alloc(b.size() * sizeof(float)));
+      SUANLI_RETURN_IF_ERROR(d.upload(buf->data(), b.data(), b.size() * sizeof(float)));
+      L.bqkv = static_cast<const float*>(buf->data());
+      prepared_.push_back(std::move(buf));
+    }
+    if (!L.fused_qkv) {
+      for (WeightView* w : {&L.wq, &L.wk, &L.wv}) SUANLI_RETURN_IF_ERROR(single(*w));
+    }
+    SUANLI_ASSIGN_OR_RETURN(L.fused_gate_up, stacked({L.gate, L.up}, L.gate_up));
+    if (!L.fused_gate_up) {
+      SUANLI_RETURN_IF_ERROR(single(L.gate));
+      SUANLI_RETURN_IF_ERROR(single(L.up));
+    }
+    SUANLI_RETURN_IF_ERROR(single(L.wo));
+    SUANLI_RETURN_IF_ERROR(single(L.down));
+  }
+  // token_embd_ keeps the file's layout for embed; output_ may be the same
+  // bytes (tied embeddings), prepared as its own copy.
+  return single(output_);
+}
+
 Status Model::allocate(int64_t T) {
   max_batch_tokens_ = T;
   ws_ = std::make_unique<Workspace>();
@@ -166,12 +222,9 @@ Status Model::allocate(int64_t T) {
   const int64_t wide = std::max({mi.n_embd, q_dim(mi)});
   SUANLI_RETURN_IF_ERROR(floats(ws_->x, T * mi.n_embd));
   SUANLI_RETURN_IF_ERROR(floats(ws_->h, T * wide));
-  SUANLI_RETURN_IF_ERROR(floats(ws_->q, T * q_dim(mi)));
-  SUANLI_RETURN_IF_ERROR(floats(ws_->k, T * kv_dim(mi)));
-  SUANLI_RETURN_IF_ERROR(floats(ws_->v, T * kv_dim(mi)));
+  SUANLI_RETURN_IF_ERROR(floats(ws_->qkv, T * (q_dim(mi) + 2 * kv_dim(mi))));
   SUANLI_RETURN_IF_ERROR(floats(ws_->attn, T * q_dim(mi)));
-  SUANLI_RETURN_IF_ERROR(floats(ws_->ffn_a, T * mi.n_ff));
-  SUANLI_RETURN_IF_ERROR(floats(ws_->ffn_b, T * mi.n_ff));
+  SUANLI_RETURN_IF_ERROR(floats(ws_->ffn, 2 * T * mi.n_ff));
   SUANLI_RETURN_IF_ERROR(floats(ws_->ids, T));
   SUANLI_RETURN_IF_ERROR(floats(ws_->positions, T));
   SUANLI_RETURN_IF_ERROR(floats(ws_->slots, T));
@@ -287,12 +340,14 @@ Status Model::forward(const Batch& batch, KvCache& kv, float* logits) {
 
   float* x = f32(w.x);
   float* h = f32(w.h);
-  float* q = f32(w.q);
-  float* k = f32(w.k);
-  float* v = f32(w.v);
+  // q, k, v one after another (as a stacked q/k/v matmul writes them); so
+  // are the gate and up projections.
+  float* q = f32(w.qkv);
+  float* k = q + T * q_dim(mi);
+  float* v = k + T * kv_dim(mi);
   float* attn = f32(w.attn);
-  float* fa = f32(w.ffn_a);
-  float* fb = f32(w.ffn_b);
+  float* fa = f32(w.ffn);
+  float* fb = fa + T * F;
 
   d.embed(token_embd_, i32(w.ids), T, x);  // x: [T][E]
   for (int64_t l = 0; l < mi.n_layer; ++l) {
@@ -300,9 +355,13 @@ Status Model::forward(const Batch& batch, KvCache& kv, float* logits) {
     const KvLayerView kvl = kv.layer(l);
     // Attention block.
     d.rms_norm(x, L.attn_norm, T, E, eps, h);
-    d.matmul(h, T, L.wq, L.bq, q);  // q: [T][n_head][D]
-    d.matmul(h, T, L.wk, L.bk, k);  // k: [T][n_head_kv][D]
-    d.matmul(h, T, L.wv, L.bv, v);  // v: [T][n_head_kv][D]
+    if (L.fused_qkv) {
+      d.matmul(h, T, L.wqkv, L.bqkv, q);  // q, k, v
+    } else {
+      d.matmul(h, T, L.wq, L.bq, q);  // q: [T][n_head][D]
+      d.matmul(h, T, L.wk, L.bk, k);  // k: [T][n_head_kv][D]
+      d.matmul(h, T, L.wv, L.bv, v);  // v: [T][n_head_kv][D]
+    }
     if (qk_norm_) {
       d.rms_norm(q, L.q_norm, T * mi.n_head, D, eps, q);
       d.rms_norm(k, L.k_norm, T * mi.n_head_kv, D, eps, k);
@@ -315,8 +374,12 @@ Status Model::forward(const Batch& batch, KvCache& kv, float* logits) {
     d.add(x, h, T * E, x);
     // Feed-forward block.
     d.rms_norm(x, L.ffn_norm, T, E, eps, h);
-    d.matmul(h, T, L.gate, nullptr, fa);  // [T][F]
-    d.matmul(h, T, L.up, nullptr, fb);    // [T][F]
+    if (L.fused_gate_up) {
+      d.matmul(h, T, L.gate_up, nullptr, fa);  // fa, fb
+    } else {
+      d.matmul(h, T, L.gate, nullptr, fa);  // [T][F]
+      d.matmul(h, T, L.up, nullptr, fb);    // [T][F]
+    }
     d.swiglu(fa, fb, T * F, fa);
     d.matmul(fa, T, L.down, nullptr, h);  // [T][E]
     d.add(x, h, T * E, x);

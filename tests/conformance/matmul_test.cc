@@ -44,18 +44,10 @@ std::vector<std::string_view> isas_to_test(const Device& dev) {
   return cpu::mm::available_isas();
 }
 
-void check_matmul(Device& dev, Seeded& s, GgmlType type, int64_t t_count, int64_t n, int64_t k, bool with_bias) {
-  SCOPED_TRACE(std::string(ggml_type_name(type)) + " T=" + std::to_string(t_count) + " N=" + std::to_string(n) +
-               " K=" + std::to_string(k));
-  Weights w = make_weights(s, type, n, k);
-  const std::vector<float> wf = dequantized(w);
-  const std::vector<float> x = s.normal(static_cast<size_t>(t_count * k));
-  const std::vector<float> bias = s.normal(static_cast<size_t>(n));
-  const float* b = with_bias ? bias.data() : nullptr;
-  std::vector<float> got(static_cast<size_t>(t_count * n)), want(got.size());
-  dev.matmul(x.data(), t_count, w.view, b, got.data());
-  ASSERT_TRUE(dev.synchronize().ok());
-  ref::matmul(x.data(), t_count, w.view, b, want.data());
+// got and want are [t_count][n] products of x [t_count][k] with the
+// dequantized weights wf [n][k] in `type`: within the tolerances above.
+void expect_close(GgmlType type, const std::vector<float>& x, const std::vector<float>& wf, int64_t t_count,
+                  int64_t n, int64_t k, const float* got, const float* want) {
   int bad = 0;
   for (int64_t t = 0; t < t_count && bad < 5; ++t) {
     std::vector<double> amax(static_cast<size_t>((k + 31) / 32), 0.0);
@@ -76,6 +68,21 @@ void check_matmul(Device& dev, Seeded& s, GgmlType type, int64_t t_count, int64_
       }
     }
   }
+}
+
+void check_matmul(Device& dev, Seeded& s, GgmlType type, int64_t t_count, int64_t n, int64_t k, bool with_bias) {
+  SCOPED_TRACE(std::string(ggml_type_name(type)) + " T=" + std::to_string(t_count) + " N=" + std::to_string(n) +
+               " K=" + std::to_string(k));
+  Weights w = make_weights(s, type, n, k);
+  const std::vector<float> wf = dequantized(w);
+  const std::vector<float> x = s.normal(static_cast<size_t>(t_count * k));
+  const std::vector<float> bias = s.normal(static_cast<size_t>(n));
+  const float* b = with_bias ? bias.data() : nullptr;
+  std::vector<float> got(static_cast<size_t>(t_count * n)), want(got.size());
+  dev.matmul(x.data(), t_count, w.view, b, got.data());
+  ASSERT_TRUE(dev.synchronize().ok());
+  ref::matmul(x.data(), t_count, w.view, b, want.data());
+  expect_close(type, x, wf, t_count, n, k, got.data(), want.data());
 }
 
 TEST(Matmul, matches_reference_for_every_format_shape_and_kernel_set) {
@@ -128,6 +135,76 @@ TEST(Matmul, float_row_converters_match_portable_for_mxfp8) {
       } else {
         ASSERT_EQ(std::bit_cast<uint32_t>(got[i]), std::bit_cast<uint32_t>(want[i])) << i << ": " << want[i];
       }
+    }
+  }
+}
+
+// Weights a device rewrote with prepare_weights (the CPU's packed layout for
+// Q4_0 / Q4_1 / Q8_0), alone and stacked q/k/v-style: each part's output
+// matches the reference on the original matrix, is laid out [T][rows] part
+// after part, and is batch and thread invariant.
+TEST(Matmul, prepared_and_stacked_weights_match_reference) {
+  auto devs2 = devices_under_test(2);
+  auto devs1 = devices_under_test(1);
+  for (size_t d = 0; d < devs2.size(); ++d) {
+    Device& dev = *devs2[d];
+    int prepared = 0;
+    for (GgmlType type : {GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ8_0, GgmlType::kF16}) {
+      for (int64_t k : {32, 576, 608}) {
+        Seeded s;
+        SCOPED_TRACE(dev.name() + " " + s.trace() + " " + std::string(ggml_type_name(type)) + " K=" + std::to_string(k));
+        const std::vector<int64_t> rows = {48, 16, 32};
+        std::vector<Weights> ws;
+        std::vector<WeightView> views;
+        int64_t n_total = 0;
+        for (int64_t r : rows) {
+          ws.push_back(make_weights(s, type, r, k));
+          n_total += r;
+        }
+        for (const Weights& w : ws) views.push_back(w.view);
+        Expected<PreparedWeight> p = dev.prepare_weights(views);
+        if (!p) {
+          EXPECT_EQ(p.status().code(), StatusCode::kUnsupported) << p.status().message();
+          // A single matrix is always accepted (unchanged at worst).
+          Expected<PreparedWeight> one = dev.prepare_weights({views[0]});
+          ASSERT_TRUE(one.has_value()) << one.status().message();
+          continue;
+        }
+        ++prepared;
+        ASSERT_EQ(p->view.n_rows, n_total);
+        const std::vector<float> bias = s.normal(static_cast<size_t>(n_total));
+        for (int64_t t_count : {1, 3, 8, 9, 21}) {
+          SCOPED_TRACE("T=" + std::to_string(t_count));
+          const std::vector<float> x = s.normal(static_cast<size_t>(t_count * k));
+          std::vector<float> got(static_cast<size_t>(t_count * n_total)), got1(got.size());
+          dev.matmul(x.data(), t_count, p->view, bias.data(), got.data());
+          ASSERT_TRUE(dev.synchronize().ok());
+          int64_t off = 0;
+          for (size_t part = 0; part < ws.size(); ++part) {
+            const int64_t n = rows[part];
+            std::vector<float> want(static_cast<size_t>(t_count * n));
+            ref::matmul(x.data(), t_count, ws[part].view, bias.data() + off, want.data());
+            expect_close(type, x, dequantized(ws[part]), t_count, n, k, got.data() + t_count * off, want.data());
+            off += n;
+          }
+          // One thread, and each token alone: the same bits.
+          Expected<PreparedWeight> p1 = devs1[d]->prepare_weights(views);
+          ASSERT_TRUE(p1.has_value());
+          devs1[d]->matmul(x.data(), t_count, p1->view, bias.data(), got1.data());
+          EXPECT_TRUE(bit_equal(got.data(), got1.data(), got.size())) << "1 vs 2 threads";
+          std::vector<float> single(static_cast<size_t>(n_total));
+          const int64_t t = t_count - 1;
+          dev.matmul(x.data() + t * k, 1, p->view, bias.data(), single.data());
+          off = 0;
+          for (int64_t n : rows) {
+            EXPECT_TRUE(bit_equal(single.data() + off, got.data() + t_count * off + t * n, n)) << "T=1 vs batch";
+            off += n;
+          }
+        }
+      }
+    }
+    if (dev.kind() == DeviceKind::kCpu && cpu::mm::available_isas().front() == "avx512vnni") {
+      EXPECT_GT(prepared, 0) << "the AVX-512 CPU device packs Q4_0 / Q4_1 / Q8_0";
     }
   }
 }

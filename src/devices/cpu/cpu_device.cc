@@ -6,6 +6,7 @@
 #include <cstring>
 #include <fstream>
 #include <new>
+#include <string_view>
 
 #include "devices/cpu/reference.h"
 #include "devices/cpu/roofline.h"
@@ -44,6 +45,8 @@ std::string cpu_model_name() {
 }  // namespace
 
 CpuDevice::CpuDevice(int n_threads) : pool_(n_threads) {
+  // SUANLI_CPU_PACK=0 keeps every weight in the file's layout (A/B runs).
+  if (const char* e = std::getenv("SUANLI_CPU_PACK"); e && std::string_view(e) == "0") packing_ = false;
   caps_.weight_formats = cpu::supported_weight_formats();
   caps_.kv_formats = {GgmlType::kF16, GgmlType::kF32};
   caps_.ops = {Op::kEmbed, Op::kRmsNorm, Op::kMatmul, Op::kRope,    Op::kKvWrite,
@@ -89,6 +92,15 @@ Status CpuDevice::upload(void* dst, const void* src, size_t bytes) {
 Status CpuDevice::download(void* dst, const void* src, size_t bytes) {
   std::memcpy(dst, src, bytes);
   return Status::Ok();
+}
+
+Expected<PreparedWeight> CpuDevice::prepare_weights(const std::vector<WeightView>& parts) {
+  const size_t bytes = packing_ ? cpu::packed_bytes(parts) : 0;
+  if (bytes == 0) return Device::prepare_weights(parts);
+  PreparedWeight p;
+  SUANLI_ASSIGN_OR_RETURN(p.storage, alloc(bytes));
+  p.view = cpu::pack_weights(pool_, parts, p.storage->data());
+  return p;
 }
 
 void CpuDevice::embed(const WeightView& table, const int32_t* ids, int64_t n_tokens, float* out) {

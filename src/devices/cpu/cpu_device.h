@@ -26,6 +26,9 @@ class CpuDevice final : public Device {
   Status upload(void* device_dst, const void* host_src, size_t bytes) override;
   Status download(void* host_dst, const void* device_src, size_t bytes) override;
   Status synchronize() override { return Status::Ok(); }
+  Expected<PreparedWeight> prepare_weights(const std::vector<WeightView>& parts) override;
+  // Off: prepare_weights leaves every weight as it is (tests, A/B benchmarks).
+  void set_packing(bool on) { packing_ = on; }
 
   void embed(const WeightView& table, const int32_t* ids, int64_t n_tokens, float* out) override;
   void rms_norm(const float* x, const float* w, int64_t rows, int64_t n, float eps, float* out) override;
@@ -44,6 +47,7 @@ class CpuDevice final : public Device {
   ThreadPool pool_;
   cpu::Workspace ws_;
   DeviceCaps caps_;
+  bool packing_ = true;
 };
 
 }  // namespace suanli

@@ -23,6 +23,12 @@ const std::vector<GgmlType>& supported_weight_formats();
 
 void embed(ThreadPool& pool, const WeightView& table, const int32_t* ids, int64_t n_tokens, float* out);
 void rms_norm(ThreadPool& pool, const float* x, const float* w, int64_t rows, int64_t n, float eps, float* out);
+// Bytes of `parts` stacked in the CPU's packed layout (matmul_packed.h); 0
+// when they cannot be packed (format, shapes, or no packed kernels here).
+size_t packed_bytes(const std::vector<WeightView>& parts);
+// Packs them into dst (packed_bytes() bytes, 64-aligned): the view to pass
+// to matmul.
+WeightView pack_weights(ThreadPool& pool, const std::vector<WeightView>& parts, void* dst);
 void matmul(ThreadPool& pool, Workspace& ws, const float* x, int64_t n_tokens, const WeightView& w, const float* bias,
             float* out);
 void rope(ThreadPool& pool, float* x, int64_t n_tokens, int64_t n_heads, int64_t head_dim, const int32_t* positions,

@@ -22,6 +22,7 @@
 #include "devices/cpu/cpu_features.h"
 #include "devices/cpu/kernels.h"
 #include "devices/cpu/matmul_kernels.h"
+#include "devices/cpu/matmul_packed.h"
 
 namespace suanli::cpu {
 
@@ -137,7 +138,115 @@ bool select_isa(std::string_view name) {
 
 std::string_view selected_isa() { return active().name; }
 
+namespace {
+
+// The kernels for packed weights: the selected set's, or when it has none
+// (tests switch sets after a model packed its weights) the best that has.
+const KernelTable* pk_table() {
+  if (active().pk_tile) return &active();
+  for (const KernelTable* t : runnable_tables()) {
+    if (t->pk_tile && t->pk_quantize_act) return t;
+  }
+  return nullptr;
+}
+
+}  // namespace
 }  // namespace mm
+
+size_t packed_bytes(const std::vector<WeightView>& parts) {
+  using namespace mm;
+  if (parts.empty() || parts.size() > static_cast<size_t>(kMaxWeightParts) || !pk_table()) return 0;
+  const WeightView& w0 = parts[0];
+  const size_t rec = pk_record_bytes(w0.type);
+  if (rec == 0 || w0.n_cols <= 0 || w0.n_cols % 32 != 0) return 0;
+  int64_t rows = 0;
+  for (const WeightView& w : parts) {
+    if (w.layout != 0 || w.type != w0.type || w.n_cols != w0.n_cols || w.n_rows <= 0 || w.n_rows % kPkRows != 0) {
+      return 0;
+    }
+    rows += w.n_rows;
+  }
+  return static_cast<size_t>(rows / kPkRows) * static_cast<size_t>(w0.n_cols / 32) * rec;
+}
+
+WeightView pack_weights(ThreadPool& pool, const std::vector<WeightView>& parts, void* dst) {
+  using namespace mm;
+  const WeightView& w0 = parts[0];
+  const int64_t K = w0.n_cols, nb = K / 32;
+  const size_t group_bytes = static_cast<size_t>(nb) * pk_record_bytes(w0.type);
+  WeightView v;
+  v.data = dst;
+  v.type = w0.type;
+  v.n_cols = K;
+  v.row_stride = group_bytes / kPkRows;
+  v.layout = kLayoutRows16;
+  v.n_parts = static_cast<int32_t>(parts.size());
+  // (part, first group) of every group, in order.
+  std::vector<std::pair<size_t, int64_t>> groups;
+  for (size_t p = 0; p < parts.size(); ++p) {
+    v.part_rows[p] = parts[p].n_rows;
+    for (int64_t g = 0; g < parts[p].n_rows / kPkRows; ++g) groups.emplace_back(p, g);
+  }
+  v.n_rows = static_cast<int64_t>(groups.size()) * kPkRows;
+  uint8_t* out = static_cast<uint8_t*>(dst);
+  pool.parallel_for(static_cast<int64_t>(groups.size()), 1, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      const WeightView& w = parts[groups[i].first];
+      const uint8_t* src = static_cast<const uint8_t*>(w.data) + groups[i].second * kPkRows * w.row_stride;
+      pk_pack_group(w.type, src, w.row_stride, K, out + i * group_bytes);
+    }
+  });
+  return v;
+}
+
+namespace {
+
+// matmul over a rows16-packed view: threads split the 16-row groups; each
+// walks its groups and, per group, the tokens 8 at a time, so a group's
+// records (a few KiB) stay in L1 while every token passes over them.
+void matmul_packed(ThreadPool& pool, Workspace& ws, const float* x, int64_t T, const WeightView& w, const float* bias,
+                   float* out) {
+  using namespace mm;
+  const KernelTable* kt = pk_table();
+  SUANLI_CHECK(kt != nullptr);
+  const int64_t K = w.n_cols, nb = K / 32;
+  const size_t as = pk_act_stride(K);
+  const size_t group_bytes = w.row_stride * kPkRows;
+  uint8_t* act = aligned_bytes(ws.act, as * static_cast<size_t>(T));
+  auto convert_tokens = [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) kt->pk_quantize_act(x + t * K, K, act + t * as);
+  };
+  if (T * K <= (int64_t{1} << 16)) {
+    convert_tokens(0, T);
+  } else {
+    pool.parallel_for(T, 1, convert_tokens);
+  }
+  // Part boundaries in rows (a view from prepare_weights has n_parts >= 1).
+  const int n_parts = std::max(1, static_cast<int>(w.n_parts));
+  int64_t part_end[kMaxWeightParts + 1] = {};
+  for (int p = 0; p < n_parts; ++p) {
+    part_end[p] = (p ? part_end[p - 1] : 0) + (n_parts > 1 ? w.part_rows[p] : w.n_rows);
+  }
+  const uint8_t* base = static_cast<const uint8_t*>(w.data);
+  pool.parallel_for(w.n_rows / kPkRows, 1, [&](int64_t g_begin, int64_t g_end) {
+    int p = 0;
+    for (int64_t g = g_begin; g < g_end; ++g) {
+      const int64_t row = g * kPkRows;
+      while (row >= part_end[p]) ++p;
+      const int64_t part_start = p ? part_end[p - 1] : 0;
+      const int64_t ldo = part_end[p] - part_start;
+      float* o = out + T * part_start + (row - part_start);
+      const float* bb = bias ? bias + row : nullptr;
+      const uint8_t* grp = base + g * group_bytes;
+      for (int64_t t0 = 0; t0 < T; t0 += kPkTokens) {
+        const int nt = static_cast<int>(std::min<int64_t>(kPkTokens, T - t0));
+        kt->pk_tile(w.type, grp, nb, act + t0 * as, as, nt, bb, o + t0 * ldo, ldo);
+      }
+    }
+  });
+}
+
+}  // namespace
 
 void matmul(ThreadPool& pool, Workspace& ws, const float* x, int64_t n_tokens, const WeightView& w, const float* bias,
             float* out) {
@@ -146,6 +255,11 @@ void matmul(ThreadPool& pool, Workspace& ws, const float* x, int64_t n_tokens, c
   SUANLI_CHECK(K > 0 && N >= 0 && T >= 0);
   SUANLI_CHECK(K % traits(w.type).block_size == 0);
   if (T == 0 || N == 0) return;
+  if (w.layout == kLayoutRows16) {
+    matmul_packed(pool, ws, x, T, w, bias, out);
+    return;
+  }
+  SUANLI_CHECK(w.layout == 0);
   const KernelTable& kt = active();
   const Geometry g = make_geometry(K);
   const bool is_float = is_float_format(w.type);

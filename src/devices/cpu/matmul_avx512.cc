@@ -16,6 +16,7 @@
 // output is the same for every shape (batch invariance).
 #include "core/quant/fp8.h"
 #include "devices/cpu/matmul_kernels.h"
+#include "devices/cpu/matmul_packed.h"
 
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VNNI__) && \
     defined(__AVX512DQ__) && defined(__FMA__) && defined(__F16C__)
@@ -460,7 +461,117 @@ bool float_row(GgmlType type, const uint8_t* src, const Geometry& g, float* dst)
   return true;
 }
 
-const KernelTable kTable = {"avx512vnni", quantize_act, unpack_row, int_tile, float_row, float_tile, fused_tile};
+// ---- the packed rows16 layout (matmul_packed.h) ----
+
+void pk_quantize_act(const float* x, int64_t k, uint8_t* dst) {
+  const int64_t nb = k / 32;
+  int8_t* q = reinterpret_cast<int8_t*>(dst);
+  float* da = reinterpret_cast<float*>(dst + k);
+  float* sa = da + nb;
+  int32_t* c8 = reinterpret_cast<int32_t*>(sa + nb);
+  int32_t* c128 = c8 + nb;
+  const __m512 lim = _mm512_set1_ps(127.0f), nlim = _mm512_set1_ps(-127.0f);
+  for (int64_t b = 0; b < nb; ++b) {
+    const __m512 x0 = _mm512_loadu_ps(x + 32 * b), x1 = _mm512_loadu_ps(x + 32 * b + 16);
+    // The generic quantizer's arithmetic: the same codes and scales.
+    const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(x0), _mm512_abs_ps(x1)));
+    const float d = amax / 127.0f;
+    const __m512 vid = _mm512_set1_ps(amax > 0.0f ? 127.0f / amax : 0.0f);
+    const __m512i q0 = _mm512_cvtps_epi32(_mm512_min_ps(lim, _mm512_max_ps(nlim, _mm512_mul_ps(x0, vid))));
+    const __m512i q1 = _mm512_cvtps_epi32(_mm512_min_ps(lim, _mm512_max_ps(nlim, _mm512_mul_ps(x1, vid))));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 32 * b), _mm512_cvtsepi32_epi8(q0));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 32 * b + 16), _mm512_cvtsepi32_epi8(q1));
+    const int32_t sum = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+    da[b] = d;
+    sa[b] = d * static_cast<float>(sum);
+    c8[b] = 8 * sum;
+    c128[b] = 128 * sum;
+  }
+}
+
+inline __m512i bcast4(const int8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm512_set1_epi32(v);
+}
+
+// One group of 16 rows x NT tokens (NT <= kPkTokens): out[t * ldo + r].
+template <GgmlType F, int NT>
+void pk_tile_t(const uint8_t* grp, int64_t nb, const uint8_t* act, size_t as, const float* bias, float* out,
+               int64_t ldo) {
+  constexpr bool kQ8 = F == GgmlType::kQ8_0;
+  constexpr bool kMin = F == GgmlType::kQ4_1;
+  constexpr size_t kCodes = kQ8 ? 512 : 256;
+  constexpr size_t kRec = kCodes + (kMin ? 64 : 32);
+  const int64_t k = nb * 32;
+  __m512 acc[NT];
+  for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
+  const __m512i m4 = _mm512_set1_epi8(0x0f);
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* rec = grp + b * kRec;
+    if constexpr (NT <= 2) {
+      for (size_t off = 0; off < kRec; off += 64) {
+        _mm_prefetch(reinterpret_cast<const char*>(rec) + kPrefetchBytes + off, _MM_HINT_T0);
+      }
+    }
+    __m512i v[8];
+    if constexpr (kQ8) {
+      for (int j = 0; j < 8; ++j) v[j] = _mm512_loadu_si512(rec + 64 * j);
+    } else {
+      for (int j = 0; j < 4; ++j) {
+        const __m512i p = _mm512_loadu_si512(rec + 64 * j);
+        v[j] = _mm512_and_si512(p, m4);
+        v[j + 4] = _mm512_and_si512(_mm512_srli_epi16(p, 4), m4);
+      }
+    }
+    const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec + kCodes)));
+    __m512 mn = _mm512_setzero_ps();
+    if constexpr (kMin) mn = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec + kCodes + 32)));
+    for (int t = 0; t < NT; ++t) {
+      const uint8_t* a = act + t * as;
+      const int8_t* ab = reinterpret_cast<const int8_t*>(a) + 32 * b;
+      const float* da = reinterpret_cast<const float*>(a + k);
+      // Two independent chains; integer sums are exact in any order.
+      __m512i i0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v[0], bcast4(ab + 0));
+      __m512i i1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v[4], bcast4(ab + 16));
+      i0 = _mm512_dpbusd_epi32(i0, v[1], bcast4(ab + 4));
+      i1 = _mm512_dpbusd_epi32(i1, v[5], bcast4(ab + 20));
+      i0 = _mm512_dpbusd_epi32(i0, v[2], bcast4(ab + 8));
+      i1 = _mm512_dpbusd_epi32(i1, v[6], bcast4(ab + 24));
+      i0 = _mm512_dpbusd_epi32(i0, v[3], bcast4(ab + 12));
+      i1 = _mm512_dpbusd_epi32(i1, v[7], bcast4(ab + 28));
+      __m512i is = _mm512_add_epi32(i0, i1);
+      if constexpr (F == GgmlType::kQ4_0) {
+        is = _mm512_sub_epi32(is, _mm512_set1_epi32(reinterpret_cast<const int32_t*>(da + 2 * nb)[b]));
+      } else if constexpr (kQ8) {
+        is = _mm512_sub_epi32(is, _mm512_set1_epi32(reinterpret_cast<const int32_t*>(da + 3 * nb)[b]));
+      }
+      acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is), _mm512_mul_ps(d, _mm512_set1_ps(da[b])), acc[t]);
+      if constexpr (kMin) acc[t] = _mm512_fmadd_ps(mn, _mm512_set1_ps(da[nb + b]), acc[t]);
+    }
+  }
+  const __m512 bv = bias ? _mm512_loadu_ps(bias) : _mm512_setzero_ps();
+  for (int t = 0; t < NT; ++t) _mm512_storeu_ps(out + t * ldo, bias ? _mm512_add_ps(acc[t], bv) : acc[t]);
+}
+
+using PkFn = void (*)(const uint8_t*, int64_t, const uint8_t*, size_t, const float*, float*, int64_t);
+template <GgmlType F>
+constexpr PkFn kPk[kPkTokens] = {pk_tile_t<F, 1>, pk_tile_t<F, 2>, pk_tile_t<F, 3>, pk_tile_t<F, 4>,
+                                 pk_tile_t<F, 5>, pk_tile_t<F, 6>, pk_tile_t<F, 7>, pk_tile_t<F, 8>};
+
+void pk_tile(GgmlType type, const uint8_t* grp, int64_t nb, const uint8_t* act, size_t as, int n_tok,
+             const float* bias, float* out, int64_t ldo) {
+  const int i = n_tok - 1;
+  switch (type) {
+    case GgmlType::kQ4_0: return kPk<GgmlType::kQ4_0>[i](grp, nb, act, as, bias, out, ldo);
+    case GgmlType::kQ4_1: return kPk<GgmlType::kQ4_1>[i](grp, nb, act, as, bias, out, ldo);
+    case GgmlType::kQ8_0: return kPk<GgmlType::kQ8_0>[i](grp, nb, act, as, bias, out, ldo);
+    default: break;
+  }
+}
+
+const KernelTable kTable = {"avx512vnni", quantize_act, unpack_row, int_tile,       float_row,
+                            float_tile,   fused_tile,   pk_quantize_act, pk_tile};
 
 }  // namespace
 

@@ -81,6 +81,13 @@ struct KernelTable {
   // false when this ISA has no fused kernel for the format / size.
   bool (*fused_tile)(GgmlType type, const uint8_t* w, size_t stride, int n_rows, const uint8_t* a, int n_tok,
                      const Geometry& g, const float* bias, float* out, int64_t ldo) = nullptr;
+  // Optional, the packed rows16 layout (matmul_packed.h); both or neither.
+  // Quantizes one token's x[k] (k % 32 == 0) into pk_act_stride(k) bytes.
+  void (*pk_quantize_act)(const float* x, int64_t k, uint8_t* dst) = nullptr;
+  // One group of 16 packed rows (nb records) x n_tok <= kPkTokens tokens
+  // (activation rows `act_stride` bytes apart): out[t * ldo + r] (+ bias[r]).
+  void (*pk_tile)(GgmlType type, const uint8_t* group, int64_t nb, const uint8_t* act, size_t act_stride, int n_tok,
+                  const float* bias, float* out, int64_t ldo) = nullptr;
 };
 
 // Per-ISA tables; each returns null when the ISA was not compiled in.

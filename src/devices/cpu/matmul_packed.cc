@@ -1,0 +1,55 @@
+// Packing GGUF rows into the rows16 layout (matmul_packed.h). Portable code:
+// it runs once per weight at load.
+#include "devices/cpu/matmul_packed.h"
+
+#include <cstring>
+
+namespace suanli::cpu::mm {
+
+size_t pk_record_bytes(GgmlType type) {
+  switch (type) {
+    case GgmlType::kQ4_0: return 256 + 32;
+    case GgmlType::kQ4_1: return 256 + 64;
+    case GgmlType::kQ8_0: return 512 + 32;
+    default: return 0;
+  }
+}
+
+size_t pk_act_stride(int64_t k) {
+  const size_t nb = static_cast<size_t>(k / 32);
+  return (static_cast<size_t>(k) + 16 * nb + 63) / 64 * 64;
+}
+
+void pk_pack_group(GgmlType type, const uint8_t* src, size_t row_stride, int64_t k, uint8_t* dst) {
+  const int64_t nb = k / 32;
+  const size_t rec = pk_record_bytes(type);
+  for (int64_t b = 0; b < nb; ++b) {
+    uint8_t* r16 = dst + b * rec;
+    for (int r = 0; r < kPkRows; ++r) {
+      const uint8_t* row = src + r * row_stride;
+      if (type == GgmlType::kQ8_0) {
+        const uint8_t* blk = row + b * 34;
+        std::memcpy(r16 + 512 + 2 * r, blk, 2);
+        for (int s = 0; s < 8; ++s) {
+          for (int i = 0; i < 4; ++i) r16[64 * s + 4 * r + i] = static_cast<uint8_t>(blk[2 + 4 * s + i] ^ 0x80);
+        }
+        continue;
+      }
+      const bool has_min = type == GgmlType::kQ4_1;
+      const uint8_t* blk = row + b * (has_min ? 20 : 18);
+      const uint8_t* qs = blk + (has_min ? 4 : 2);
+      std::memcpy(r16 + 256 + 2 * r, blk, 2);
+      if (has_min) std::memcpy(r16 + 288 + 2 * r, blk + 2, 2);
+      // Element e < 16 is qs[e]'s low nibble, e >= 16 is qs[e - 16]'s high one.
+      for (int j = 0; j < 4; ++j) {
+        for (int i = 0; i < 4; ++i) {
+          const uint8_t lo = qs[4 * j + i] & 0x0f;  // element 4j+i
+          const uint8_t hi = qs[4 * j + i] >> 4;    // element 16+4j+i
+          r16[64 * j + 4 * r + i] = static_cast<uint8_t>(lo | (hi << 4));
+        }
+      }
+    }
+  }
+}
+
+}  // namespace suanli::cpu::mm

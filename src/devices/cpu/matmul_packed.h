@@ -1,0 +1,60 @@
+// The CPU device's packed weight layout ("rows16") for the 32-block integer
+// formats Q4_0, Q4_1 and Q8_0, made once at load by
+// CpuDevice::prepare_weights.
+//
+// Why: in GGUF's layout a SIMD lane walks along one row, so every 32 weights
+// need their own scale conversion and multiply per token (the generic
+// kernel in matmul_kernels.h spends ~4 vector instructions per 64 weights per
+// token on scales alone). Here the 16 lanes of a vector hold 16 different
+// rows: one vpdpbusd multiplies 4 consecutive weights of 16 rows by the same
+// 4 activation bytes (broadcast from memory), and one convert + one FMA per
+// 32-block scale 16 rows at once. About 30 instructions per 512 weights at
+// one token, against about 70 in the generic kernel.
+//
+// Layout: groups of 16 rows one after another; within a group, one record
+// per 32-element block, in block order:
+//   Q4_0 / Q4_1: 4 x 64 bytes of codes: vector j, lane r, byte i holds the
+//                codes of elements 4j+i (low nibble) and 16+4j+i (high
+//                nibble) of row r; then fp16 d[16] (and fp16 m[16] for
+//                Q4_1, the block minimum). 288 / 320 bytes.
+//   Q8_0:        8 x 64 bytes: vector s, lane r, byte i = code of element
+//                4s+i of row r, plus 128 (unsigned); then fp16 d[16]. 544
+//                bytes.
+// Record sizes equal the formats' own bytes per 512 weights: memory traffic
+// does not grow. The bytes are GGUF's, moved: d and m are copied, not
+// converted, so the packed matrix holds exactly the same weights.
+//
+// Activations for it, per token: int8 codes[k] | float da[nb] | float
+// sa[nb] | int32 c8[nb] | int32 c128[nb] (nb = k / 32) with codes and da as
+// in the generic kernel (per-32 amax / 127), sa = da * sum(codes) and c8 /
+// c128 = 8 / 128 * sum(codes): the integer corrections for Q4_0's and
+// Q8_0's code offsets, subtracted exactly before converting to float.
+//
+// Per (row, token) the result is, in this order for b = 0 .. nb-1,
+//   acc = fma(float(isum_b), d_b * da_b, acc)   [then + m_b * sa_b for Q4_1]
+// with isum_b an exact int32 dot product, then + bias: the same operations
+// whatever the batch size, tile or thread split (batch invariance).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "suanli/dtype.h"
+
+namespace suanli::cpu::mm {
+
+constexpr int kPkRows = 16;     // rows per group (SIMD lanes)
+constexpr int kPkTokens = 8;    // tokens per kernel call
+constexpr int32_t kLayoutRows16 = 0x1610;
+
+// Bytes of one group's record for one 32-block; 0 when `type` has no
+// packed layout.
+size_t pk_record_bytes(GgmlType type);
+// Bytes of one token's quantized activations for row length k (k % 32 == 0),
+// rounded up to 64.
+size_t pk_act_stride(int64_t k);
+// Packs 16 GGUF rows (row_stride bytes apart, k elements each) into one
+// group of nb = k / 32 records at dst.
+void pk_pack_group(GgmlType type, const uint8_t* src, size_t row_stride, int64_t k, uint8_t* dst);
+
+}  // namespace suanli::cpu::mm

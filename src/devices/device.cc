@@ -1,0 +1,11 @@
+// Defaults of the Device interface's optional members.
+#include "suanli/device.h"
+
+namespace suanli {
+
+Expected<PreparedWeight> Device::prepare_weights(const std::vector<WeightView>& parts) {
+  if (parts.size() == 1) return PreparedWeight{parts[0], nullptr};
+  return Unsupported(name() + " does not stack weight matrices");
+}
+
+}  // namespace suanli
