@@ -3,6 +3,9 @@
 
 #include "devices/cpu/cpu_device.h"
 #include "suanli/device.h"
+#if defined(SUANLI_WITH_GPU)
+#include "devices/cuda/cuda_device.h"
+#endif
 
 namespace suanli {
 
@@ -46,7 +49,13 @@ std::vector<std::unique_ptr<Device>> discover_devices(const DeviceOptions& optio
   int threads = options.cpu_threads;
   if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   devices.push_back(std::make_unique<CpuDevice>(threads));
-  (void)messages;  // GPU backends add their skip reasons here when built in.
+#if defined(SUANLI_WITH_GPU)
+  // Built with SUANLI_CUDA or SUANLI_HIP: every GPU that starts, after the CPU.
+  std::vector<std::string> ignored;
+  discover_gpu_devices(&devices, messages ? messages : &ignored);
+#else
+  (void)messages;
+#endif
   return devices;
 }
 
