@@ -22,7 +22,7 @@ std::string gpu_error(const char* what, Error e) {
 class GpuBuffer final : public Buffer {
  public:
   GpuBuffer(void* p, size_t n) : p_(p), n_(n) {}
-  ~GpuBuffer() override { gpu::device_free(p_); }
+  ~GpuBuffer() override { (void)gpu::device_free(p_); }
   void* data() override { return p_; }
   size_t size() const override { return n_; }
 
@@ -36,11 +36,11 @@ struct Scratch {
   void* p = nullptr;
   size_t bytes = 0;
   ~Scratch() {
-    if (p) gpu::device_free(p);
+    if (p) (void)gpu::device_free(p);
   }
   Error reserve(size_t need) {
     if (need <= bytes) return kSuccess;
-    if (p) gpu::device_free(p);  // synchronizes with work still reading it
+    if (p) (void)gpu::device_free(p);  // synchronizes with work still reading it
     p = nullptr;
     bytes = 0;
     const size_t rounded = std::max<size_t>(need + need / 2, 4096);
@@ -71,11 +71,11 @@ class CudaDevice final : public Device {
 
   ~CudaDevice() override {
     if (stream_) {
-      gpu::set_device(ordinal_);
-      gpu::stream_synchronize(stream_);
-      gpu::stream_destroy(stream_);
+      (void)gpu::set_device(ordinal_);
+      (void)gpu::stream_synchronize(stream_);
+      (void)gpu::stream_destroy(stream_);
     }
-    if (staging_) gpu::host_free_pinned(staging_);
+    if (staging_) (void)gpu::host_free_pinned(staging_);
   }
 
   Status init() {
@@ -106,7 +106,7 @@ class CudaDevice final : public Device {
   MemoryInfo memory() const override {
     MemoryInfo m;
     size_t free_b = 0, total_b = 0;
-    gpu::set_device(ordinal_);
+    (void)gpu::set_device(ordinal_);
     if (gpu::mem_get_info(&free_b, &total_b) == kSuccess) {
       m.free_bytes = free_b;
       m.total_bytes = total_b;
@@ -115,7 +115,7 @@ class CudaDevice final : public Device {
   }
 
   Roofline measure_roofline() override {
-    gpu::set_device(ordinal_);
+    (void)gpu::set_device(ordinal_);
     Roofline r;
     r.memory_gbs = gpu::measure_copy_gbs(stream_);
     r.int8_gops = gpu::measure_int8_gops(stream_, props_.multiprocessors);
@@ -128,7 +128,7 @@ class CudaDevice final : public Device {
     void* p = nullptr;
     const Error e = gpu::device_malloc(&p, std::max<size_t>(bytes, 256));
     if (e != kSuccess) {
-      gpu::get_last_error();  // clear it: an allocation failure is reported here, not at synchronize
+      (void)gpu::get_last_error();  // clear it: an allocation failure is reported here, not at synchronize
       return ResourceExhausted("cannot allocate " + std::to_string(bytes) + " bytes on " + name() + ": " +
                                gpu::error_string(e));
     }
@@ -265,8 +265,8 @@ class CudaDevice final : public Device {
     e = gpu::host_alloc_pinned(&pinned, 2 * kChunkBytes);
     if (e != kSuccess) return Internal(gpu_error("allocate pinned host memory", e));
     gpu::Event done[2] = {nullptr, nullptr};
-    gpu::event_create(&done[0]);
-    gpu::event_create(&done[1]);
+    (void)gpu::event_create(&done[0]);
+    (void)gpu::event_create(&done[1]);
     const uint8_t* src = static_cast<const uint8_t*>(host_src);
     uint8_t* dst = static_cast<uint8_t*>(device_dst);
     size_t i = 0;
@@ -281,9 +281,9 @@ class CudaDevice final : public Device {
     }
     const Error sync = gpu::stream_synchronize(stream_);
     if (e == kSuccess) e = sync;
-    gpu::event_destroy(done[0]);
-    gpu::event_destroy(done[1]);
-    gpu::host_free_pinned(pinned);
+    (void)gpu::event_destroy(done[0]);
+    (void)gpu::event_destroy(done[1]);
+    (void)gpu::host_free_pinned(pinned);
     if (e != kSuccess) return Internal(gpu_error("upload", e));
     return Status::Ok();
   }
@@ -371,7 +371,7 @@ void discover_gpu_devices(std::vector<std::unique_ptr<Device>>* devices, std::ve
   int n = 0;
   const Error e = gpu::device_count(&n);
   if (e != kSuccess) {
-    gpu::get_last_error();
+    (void)gpu::get_last_error();
     messages->push_back(rt + ": no device: " + gpu::error_string(e) +
                         (gpu::means_no_driver(e) ? " (no GPU driver on this machine, or one older than the runtime)"
                                                  : ""));

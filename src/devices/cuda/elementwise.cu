@@ -131,7 +131,7 @@ void launch_rope(float* x, int64_t n_tokens, int64_t n_heads, int64_t head_dim, 
 void launch_convert(const void* src, GgmlType src_type, void* dst, GgmlType dst_type, int64_t n, Stream s) {
   if (n <= 0) return;
   if (src_type == dst_type) {
-    copy_d2d_async(dst, src, static_cast<size_t>(row_bytes(src_type, n)), s);
+    (void)copy_d2d_async(dst, src, static_cast<size_t>(row_bytes(src_type, n)), s);
     return;
   }
   convert_kernel<<<blocks_for(n), kThreads, 0, s>>>(src, static_cast<int>(src_type), dst,

@@ -48,22 +48,22 @@ double best_seconds(Stream s, int reps, F&& f) {
   Event a, b;
   if (event_create(&a) != kSuccess) return 0;
   if (event_create(&b) != kSuccess) {
-    event_destroy(a);
+    (void)event_destroy(a);
     return 0;
   }
   f();
   double best = 0;
   for (int r = 0; r < reps; ++r) {
-    event_record(a, s);
+    (void)event_record(a, s);
     f();
-    event_record(b, s);
+    (void)event_record(b, s);
     if (stream_synchronize(s) != kSuccess) break;
     float ms = 0;
-    event_elapsed_ms(&ms, a, b);
+    (void)event_elapsed_ms(&ms, a, b);
     if (ms > 0 && (best == 0 || ms * 1e-3 < best)) best = ms * 1e-3;
   }
-  event_destroy(a);
-  event_destroy(b);
+  (void)event_destroy(a);
+  (void)event_destroy(b);
   return best;
 }
 
@@ -71,23 +71,23 @@ double best_seconds(Stream s, int reps, F&& f) {
 
 double measure_copy_gbs(Stream s) {
   size_t free_b = 0, total_b = 0;
-  mem_get_info(&free_b, &total_b);
+  (void)mem_get_info(&free_b, &total_b);
   size_t bytes = size_t{256} << 20;
   while (bytes > (size_t{16} << 20) && 2 * bytes > free_b / 2) bytes /= 2;
   void *src = nullptr, *dst = nullptr;
   if (device_malloc(&src, bytes) != kSuccess) return 0;
   if (device_malloc(&dst, bytes) != kSuccess) {
-    device_free(src);
+    (void)device_free(src);
     return 0;
   }
-  memset_async(src, 1, bytes, s);
+  (void)memset_async(src, 1, bytes, s);
   constexpr int kCopies = 8;
   const double sec = best_seconds(s, 5, [&] {
-    for (int i = 0; i < kCopies; ++i) copy_d2d_async(dst, src, bytes, s);
+    for (int i = 0; i < kCopies; ++i) (void)copy_d2d_async(dst, src, bytes, s);
   });
-  stream_synchronize(s);
-  device_free(src);
-  device_free(dst);
+  (void)stream_synchronize(s);
+  (void)device_free(src);
+  (void)device_free(dst);
   return sec > 0 ? 2.0 * bytes * kCopies / sec / 1e9 : 0;
 }
 
@@ -96,7 +96,7 @@ double measure_int8_gops(Stream s, int multiprocessors) {
   if (device_malloc(reinterpret_cast<void**>(&sink), sizeof(int)) != kSuccess) return 0;
   const unsigned blocks = static_cast<unsigned>(multiprocessors * 8);
   const double sec = best_seconds(s, 3, [&] { int8_peak_kernel<<<blocks, kThreads, 0, s>>>(3, sink); });
-  device_free(sink);
+  (void)device_free(sink);
   // 4 multiply-accumulates (8 ops) per dot product.
   const double ops = static_cast<double>(blocks) * kThreads * kIters * kChains * 8.0;
   return sec > 0 ? ops / sec / 1e9 : 0;
@@ -107,7 +107,7 @@ double measure_fp32_gflops(Stream s, int multiprocessors) {
   if (device_malloc(reinterpret_cast<void**>(&sink), sizeof(float)) != kSuccess) return 0;
   const unsigned blocks = static_cast<unsigned>(multiprocessors * 8);
   const double sec = best_seconds(s, 3, [&] { fp32_peak_kernel<<<blocks, kThreads, 0, s>>>(1.0f, sink); });
-  device_free(sink);
+  (void)device_free(sink);
   const double flops = static_cast<double>(blocks) * kThreads * kIters * kChains * 2.0;
   return sec > 0 ? flops / sec / 1e9 : 0;
 }
