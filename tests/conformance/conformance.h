@@ -14,17 +14,23 @@
 #include <vector>
 
 #include "core/quant/quant.h"
+#include "staged_device.h"
 #include "suanli/device.h"
 
 namespace suanli::conformance {
 
 // Every device discover_devices finds (the CPU one first), with `threads`
-// CPU threads.
+// CPU threads. Devices whose memory the host cannot address (GPUs) are
+// wrapped so that they take the tests' host arrays (staged_device.h).
 inline std::vector<std::unique_ptr<Device>> devices_under_test(int threads = 2) {
   std::vector<std::string> messages;
   DeviceOptions opt;
   opt.cpu_threads = threads;
-  return discover_devices(opt, &messages);
+  std::vector<std::unique_ptr<Device>> devices = discover_devices(opt, &messages);
+  for (std::unique_ptr<Device>& d : devices) {
+    if (d->kind() != DeviceKind::kCpu) d = std::make_unique<StagedDevice>(std::move(d));
+  }
+  return devices;
 }
 
 // A fresh seed per test, printed on failure.

@@ -171,6 +171,7 @@ class CudaDevice final : public Device {
 
   void embed(const WeightView& table, const int32_t* ids, int64_t n_tokens, float* out) override {
     SUANLI_CHECK(caps_.supports(table.type) && table.n_cols % traits(table.type).block_size == 0);
+    SUANLI_CHECK(table.layout == 0 && table.n_parts <= 1);  // only GGUF rows: no prepare_weights here
     gpu::launch_embed(table, ids, n_tokens, out, stream_);
     check_launch("embed");
   }
@@ -183,6 +184,7 @@ class CudaDevice final : public Device {
 
   void matmul(const float* x, int64_t n_tokens, const WeightView& w, const float* bias, float* out) override {
     SUANLI_CHECK(caps_.supports(w.type) && w.n_cols % traits(w.type).block_size == 0);
+    SUANLI_CHECK(w.layout == 0 && w.n_parts <= 1);
     if (tc_ && n_tokens >= tc_min_tokens_) {
       std::string why;
       if (tc_->run(x, n_tokens, w, bias, out, stream_, &why)) {
