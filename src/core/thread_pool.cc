@@ -1,6 +1,8 @@
 #include "core/thread_pool.h"
 
+#include <algorithm>
 #include <chrono>
+#include <cstdlib>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -14,13 +16,28 @@
 namespace suanli {
 namespace {
 
-// How long an idle worker spins before sleeping: long enough to cover the
+// How long an idle worker polls before sleeping: long enough to cover the
 // gap between two ops of one decode step, short enough not to burn a core
 // between requests.
 constexpr auto kSpinFor = std::chrono::microseconds(2000);
 // Polls before a waiting thread starts yielding its core (~10-50 us of pause
-// instructions, depending on the CPU's pause latency).
+// instructions, depending on the CPU's pause latency). Past that, a pure spin
+// would burn the time slice that the thread it waits for needs when the
+// machine has more runnable threads than cores (measured: decode 20x slower
+// next to one compiler process on 2 cores).
 constexpr int kPureSpins = 2000;
+
+// Waits until pred() holds: polls, then yields.
+template <typename Pred>
+void wait_until(Pred pred) {
+  for (int spins = 0; !pred(); ++spins) {
+    if (spins < kPureSpins) {
+      SUANLI_CPU_RELAX();
+    } else {
+      std::this_thread::yield();
+    }
+  }
+}
 
 }  // namespace
 
@@ -30,36 +47,56 @@ ThreadPool::ThreadPool(int n_threads) : n_threads_(n_threads < 1 ? 1 : n_threads
 
 ThreadPool::~ThreadPool() {
   stop_.store(true, std::memory_order_release);
-  generation_.fetch_add(1, std::memory_order_acq_rel);
-  generation_.notify_all();
+  state_.fetch_add(2, std::memory_order_acq_rel);
+  state_.notify_all();
   for (std::thread& t : threads_) t.join();
 }
 
 void ThreadPool::worker(int index) {
   uint64_t seen = 0;
   for (;;) {
-    auto spin_start = std::chrono::steady_clock::now();
-    uint64_t gen;
+    const auto spin_start = std::chrono::steady_clock::now();
+    uint64_t st;
     int spins = 0;
-    while ((gen = generation_.load(std::memory_order_acquire)) == seen) {
+    while ((st = state_.load(std::memory_order_acquire)) == seen) {
       if (++spins < kPureSpins) {
         SUANLI_CPU_RELAX();
         continue;
       }
-      // Past a few microseconds, yield between polls: when the machine has
-      // more runnable threads than cores, a pure spin would burn the time
-      // slice the thread we wait for needs (measured: 20x slower decode
-      // next to one compiler process on 2 cores).
       std::this_thread::yield();
       if (spins % 64 == 0 && std::chrono::steady_clock::now() - spin_start > kSpinFor) {
-        generation_.wait(seen, std::memory_order_acquire);
+        state_.wait(seen, std::memory_order_acquire);
       }
     }
-    seen = gen;
+    seen = st;
     if (stop_.load(std::memory_order_acquire)) return;
-    (*job_)(index);
-    pending_.fetch_sub(1, std::memory_order_acq_rel);
+    if (st & 1) {
+      // A dynamic job. If this worker is late, the job may be over and a
+      // later one published: claim_ then belongs to that one, which is
+      // equally fine to help with (its chunk_fn_ is read after the claim).
+      claim_chunks();
+    } else {
+      // A strict job cannot finish without this worker: job_ is this one's.
+      (*job_)(index);
+      pending_.fetch_sub(1, std::memory_order_acq_rel);
+    }
   }
+}
+
+void ThreadPool::claim_chunks() {
+  for (;;) {
+    const uint64_t c = claim_.fetch_add(1, std::memory_order_acq_rel);
+    const int64_t n = static_cast<int64_t>(c >> 32), i = static_cast<int64_t>(c & 0xffffffffu);
+    if (i >= n) return;
+    (*chunk_fn_.load(std::memory_order_acquire))(i);
+    done_.fetch_add(1, std::memory_order_acq_rel);
+  }
+}
+
+void ThreadPool::publish(bool dynamic) {
+  const uint64_t st = state_.load(std::memory_order_relaxed);
+  state_.store(((st >> 1) + 1) << 1 | (dynamic ? 1 : 0), std::memory_order_release);
+  state_.notify_all();
 }
 
 void ThreadPool::run(const std::function<void(int)>& fn) {
@@ -69,16 +106,11 @@ void ThreadPool::run(const std::function<void(int)>& fn) {
   }
   job_ = &fn;
   pending_.store(n_threads_ - 1, std::memory_order_release);
-  generation_.fetch_add(1, std::memory_order_acq_rel);
-  generation_.notify_all();
+  // A late worker of an earlier dynamic job finds nothing to claim.
+  claim_.store(0, std::memory_order_release);
+  publish(false);
   fn(0);
-  for (int spins = 0; pending_.load(std::memory_order_acquire) != 0; ++spins) {
-    if (spins < kPureSpins) {
-      SUANLI_CPU_RELAX();
-    } else {
-      std::this_thread::yield();
-    }
-  }
+  wait_until([&] { return pending_.load(std::memory_order_acquire) == 0; });
 }
 
 void ThreadPool::parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
@@ -90,12 +122,22 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain, const std::function<void
     fn(0, n);
     return;
   }
-  run([&](int i) {
-    if (i >= threads) return;
-    const int64_t begin = units * i / threads * grain;
-    const int64_t end = std::min(n, units * (i + 1) / threads * grain);
+  static const int per_thread = [] {
+    const char* e = std::getenv("SUANLI_POOL_CHUNKS");
+    return e ? std::max(1, std::atoi(e)) : kChunksPerThread;
+  }();
+  const int64_t chunks = std::min<int64_t>(units, int64_t{n_threads_} * per_thread);
+  const std::function<void(int64_t)> chunk = [&](int64_t c) {
+    const int64_t begin = units * c / chunks * grain;
+    const int64_t end = std::min(n, units * (c + 1) / chunks * grain);
     if (begin < end) fn(begin, end);
-  });
+  };
+  done_.store(0, std::memory_order_relaxed);
+  chunk_fn_.store(&chunk, std::memory_order_relaxed);
+  claim_.store(static_cast<uint64_t>(chunks) << 32, std::memory_order_release);
+  publish(true);
+  claim_chunks();
+  wait_until([&] { return done_.load(std::memory_order_acquire) == chunks; });
 }
 
 }  // namespace suanli

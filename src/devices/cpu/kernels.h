@@ -15,7 +15,6 @@ namespace suanli::cpu {
 // steady-state loop once it has grown to the largest batch).
 struct Workspace {
   std::vector<uint8_t> act;                   // activations quantized for integer dot products
-  std::vector<std::vector<float>> per_thread;  // dequantized rows, attention scores, ...
 };
 
 // Weight formats matmul and embed accept.

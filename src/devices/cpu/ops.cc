@@ -217,7 +217,7 @@ constexpr int64_t kQueryChunk = 16;
 constexpr int64_t kKeyBlock = 32;
 }  // namespace
 
-void attention(ThreadPool& pool, Workspace& ws, const float* q, int64_t n_tokens, int64_t n_heads,
+void attention(ThreadPool& pool, Workspace& /*ws*/, const float* q, int64_t n_tokens, int64_t n_heads,
                const KvLayerView& kv, const SeqSlice* seqs, int32_t n_seqs, float scale, float* out) {
   SUANLI_CHECK(n_heads % kv.n_kv_heads == 0);
   const int64_t group = n_heads / kv.n_kv_heads;
@@ -243,16 +243,15 @@ void attention(ThreadPool& pool, Workspace& ws, const float* q, int64_t n_tokens
   // Per thread: scores [max_q][max_keys], key/value tile [kKeyBlock][d],
   // accumulators [max_q][d].
   const size_t need = static_cast<size_t>(max_q * max_keys + kKeyBlock * d + max_q * d);
-  if (static_cast<int>(ws.per_thread.size()) < pool.size()) ws.per_thread.resize(pool.size());
-  for (auto& buf : ws.per_thread) {
-    if (buf.size() < need) buf.resize(need);
-  }
   const int64_t n_items = static_cast<int64_t>(items.size());
-  auto body = [&](int tid) {
-    float* scores = ws.per_thread[tid].data();
+  auto body = [&](int64_t it_begin, int64_t it_end) {
+    // Scratch per thread (items are claimed by whichever thread is free).
+    thread_local std::vector<float> scratch;
+    if (scratch.size() < need) scratch.resize(need);
+    float* scores = scratch.data();
     float* tile = scores + max_q * max_keys;
     float* acc = tile + kKeyBlock * d;
-    for (int64_t it = tid; it < n_items; it += pool.size()) {
+    for (int64_t it = it_begin; it < it_end; ++it) {
       const Item& item = items[it];
       const SeqSlice& sq = seqs[item.seq];
       const int64_t keys_total = sq.n_past + item.j0 + item.nj;  // keys the last query sees
@@ -319,9 +318,9 @@ void attention(ThreadPool& pool, Workspace& ws, const float* q, int64_t n_tokens
     }
   };
   if (n_items == 1) {
-    body(0);
+    body(0, 1);
   } else {
-    pool.run(body);
+    pool.parallel_for(n_items, 1, body);
   }
 }
 
