@@ -154,11 +154,11 @@ std::function<int()> add_bench_serve(CLI::App* bench) {
       if (!loaded) return fail(loaded.status().to_string());
       lm = std::move(*loaded);
       lm.kv.reset();
-      Expected<uint64_t> kv_bytes = parse_kv_memory(a->kv_memory, *lm.devices[0]);
+      Expected<uint64_t> kv_bytes = parse_kv_memory(a->kv_memory, *lm.device);
       if (!kv_bytes) return fail(kv_bytes.status().to_string());
       KvCacheOptions kopt;
       kopt.memory_bytes = *kv_bytes;
-      auto kv_or = KvCache::create(*lm.devices[0], lm.model->info(), kopt);
+      auto kv_or = KvCache::create(*lm.device, lm.model->info(), kopt);
       if (!kv_or) return fail(kv_or.status().to_string());
       kv = std::move(*kv_or);
       ecfg.max_batch_tokens = lm.model->max_batch_tokens();

@@ -80,7 +80,7 @@ Runner add_bench(CLI::App& app) {
     Expected<LoadedModel> lm = load_model(margs);
     if (!lm) return fail(lm.status().to_string());
     Model& model = *lm->model;
-    Device& dev = *lm->devices[0];
+    Device& dev = *lm->device;
     const ModelInfo& mi = model.info();
     std::fprintf(stderr, "suanli bench: measuring the roofline of %s...\n", dev.name().c_str());
     const Roofline roof = dev.measure_roofline();

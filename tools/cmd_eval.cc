@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "commands.h"
+#include "model_args.h"
 #include "suanli/kv_cache.h"
 #include "suanli/model.h"
 
@@ -23,6 +24,7 @@ struct EvalArgs {
   int threads = 0;
   int64_t chunk = 0;  // prefill chunk size (0: the whole prompt at once)
   std::string kv_type = "f16";
+  std::string device = "cpu";
 };
 
 int fail(const std::string& m) {
@@ -50,6 +52,7 @@ Runner add_eval(CLI::App& app) {
   sub->add_option("-t,--threads", a->threads, "CPU threads (default: all)");
   sub->add_option("--chunk", a->chunk, "Prefill in chunks of this many tokens");
   sub->add_option("--kv-type", a->kv_type, "KV cache type: f16 or f32");
+  sub->add_option("--device", a->device, "Device: cpu, cuda, cuda:N, or an index in `suanli devices`");
   return [a] {
     std::vector<int32_t> ids;
     {
@@ -71,7 +74,10 @@ Runner add_eval(CLI::App& app) {
     DeviceOptions dopt;
     dopt.cpu_threads = a->threads;
     auto devices = discover_devices(dopt, &messages);
-    Device& dev = *devices[0];
+    for (const std::string& m : messages) std::fprintf(stderr, "suanli eval: %s\n", m.c_str());
+    Expected<Device*> picked = pick_device(devices, a->device);
+    if (!picked) return fail(picked.status().message());
+    Device& dev = **picked;
     const int64_t total = static_cast<int64_t>(ids.size()) + a->greedy;
     const int64_t chunk = a->chunk > 0 ? a->chunk : static_cast<int64_t>(ids.size());
     ModelOptions mopt;

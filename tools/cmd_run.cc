@@ -66,7 +66,7 @@ Runner add_run(CLI::App& app) {
                   " exceeds the context of " + std::to_string(ctx) + " tokens (raise --ctx)");
     }
     std::fprintf(stderr, "suanli run: %s on %s, %d threads, load %.2f s\n", lm->model->info().name.c_str(),
-                 lm->devices[0]->name().c_str(), a->model.threads, seconds_since(t_load));
+                 lm->device->name().c_str(), a->model.threads, seconds_since(t_load));
 
     Session session(*lm->model, *lm->kv);
     Sampler sampler(*sp, static_cast<int32_t>(lm->model->n_vocab()));

@@ -125,11 +125,11 @@ Runner add_serve(CLI::App& app) {
       if (!lm) return failed(lm.status());
       loaded->lm = std::move(*lm);
       loaded->lm.kv.reset();  // the single-sequence cache load_model made
-      Expected<uint64_t> kv_bytes = parse_kv_memory(a->kv_memory, *loaded->lm.devices[0]);
+      Expected<uint64_t> kv_bytes = parse_kv_memory(a->kv_memory, *loaded->lm.device);
       if (!kv_bytes) return failed(kv_bytes.status());
       KvCacheOptions kopt;
       kopt.memory_bytes = *kv_bytes;
-      auto kv = KvCache::create(*loaded->lm.devices[0], loaded->lm.model->info(), kopt);
+      auto kv = KvCache::create(*loaded->lm.device, loaded->lm.model->info(), kopt);
       if (!kv) return failed(kv.status());
       loaded->kv = std::move(*kv);
       EngineConfig ecfg;
@@ -146,7 +146,7 @@ Runner add_serve(CLI::App& app) {
       b.engine = loaded->engine.get();
       b.model = loaded->lm.model.get();
       b.tokenizer = loaded->lm.tokenizer;
-      b.device_name = loaded->lm.devices[0]->name();
+      b.device_name = loaded->lm.device->name();
       b.max_context = std::min<int64_t>(loaded->engine->config().max_context,
                                         int64_t{loaded->kv->n_blocks()} * loaded->kv->block_size());
       std::string id = a->served_model_name;

@@ -13,6 +13,32 @@ void add_model_args(CLI::App* sub, ModelArgs& a) {
   sub->add_option("-c,--ctx", a.ctx, "Context length to reserve KV cache for");
   sub->add_option("-b,--batch", a.batch, "Max tokens per forward step (prefill chunk)");
   sub->add_option("--kv-type", a.kv_type, "KV cache type: f16 or f32");
+  sub->add_option("--device", a.device, "Device: cpu, cuda, cuda:N, or an index in `suanli devices` (default: cpu)");
+}
+
+Expected<Device*> pick_device(const std::vector<std::unique_ptr<Device>>& devices, const std::string& spec) {
+  std::string available;
+  for (size_t i = 0; i < devices.size(); ++i) available += "\n  " + std::to_string(i) + ": " + devices[i]->name();
+  const size_t colon = spec.find(':');
+  const std::string kind = spec.substr(0, colon);
+  if (kind == "cpu" || kind == "cuda" || kind == "gpu" || kind == "hip") {
+    int want = 0;
+    if (colon != std::string::npos) {
+      try {
+        want = std::stoi(spec.substr(colon + 1));
+      } catch (...) {
+        return InvalidArgument("bad --device '" + spec + "'");
+      }
+    }
+    const DeviceKind k = kind == "cpu" ? DeviceKind::kCpu : DeviceKind::kCuda;
+    for (const auto& d : devices) {
+      if (d->kind() == k && want-- == 0) return d.get();
+    }
+  } else if (!spec.empty() && spec.find_first_not_of("0123456789") == std::string::npos) {
+    const size_t i = std::stoul(spec);
+    if (i < devices.size()) return devices[i].get();
+  }
+  return NotFound("no device '" + spec + "'; found:" + available);
 }
 
 void add_sampling_args(CLI::App* sub, SamplingArgs& a) {
@@ -89,7 +115,8 @@ Expected<LoadedModel> load_model(const ModelArgs& a) {
   dopt.cpu_threads = a.threads;
   lm.devices = discover_devices(dopt, &messages);
   for (const std::string& m : messages) std::fprintf(stderr, "suanli: %s\n", m.c_str());
-  Device& dev = *lm.devices[0];
+  SUANLI_ASSIGN_OR_RETURN(lm.device, pick_device(lm.devices, a.device));
+  Device& dev = *lm.device;
   ModelOptions mopt;
   mopt.max_batch_tokens = a.batch;
   SUANLI_ASSIGN_OR_RETURN(lm.model, Model::load(path, dev, mopt));

@@ -21,6 +21,7 @@ struct ModelArgs {
   int64_t ctx = 4096;         // tokens of KV cache for one sequence
   int64_t batch = 512;        // max tokens per forward step (prefill chunk)
   std::string kv_type = "f16";
+  std::string device = "cpu";  // cpu, cuda, cuda:N, or an index into `suanli devices`
 };
 
 void add_model_args(CLI::App* sub, ModelArgs& a);
@@ -34,10 +35,14 @@ void add_sampling_args(CLI::App* sub, SamplingArgs& a);
 // Params with the seed resolved (random when not given) and validated.
 Expected<SamplingParams> resolve_sampling(const SamplingArgs& a);
 
-// A model on the first device, with a KV cache of args.ctx tokens and its
+// The device `spec` names among `devices` (see ModelArgs::device).
+Expected<Device*> pick_device(const std::vector<std::unique_ptr<Device>>& devices, const std::string& spec);
+
+// A model on the chosen device, with a KV cache of args.ctx tokens and its
 // tokenizer.
 struct LoadedModel {
   std::vector<std::unique_ptr<Device>> devices;
+  Device* device = nullptr;  // the one the model runs on, one of devices
   std::unique_ptr<Model> model;
   std::unique_ptr<KvCache> kv;
   std::shared_ptr<const Tokenizer> tokenizer;
