@@ -31,6 +31,15 @@ struct RowKernels {
   void (*dots)(const float* q, const float* k, int64_t nk, int64_t d, float scale, float* out);
   // acc[:] += p[r] * v[r][:] for r < nk, in order.
   void (*accumulate)(const float* p, const float* v, int64_t nk, int64_t d, float* acc);
+  // Optional (null when absent), straight from F16 rows given by pointers,
+  // bit-identical to converting them and calling dots / accumulate: for
+  // query i < nq, keys r < lim[i]. d % 16 == 0, d <= 128.
+  //   out[i * ldo + r] = dot(q[i], k[r]) * scale
+  void (*dots_f16)(const float* const* q, int nq, const uint16_t* const* k, const int64_t* lim, int64_t d,
+                   float scale, float* out, int64_t ldo);
+  //   acc[i][:] += p[i * ldp + r] * v[r][:], r in order
+  void (*accumulate_f16)(const float* p, int64_t ldp, int nq, const uint16_t* const* v, const int64_t* lim,
+                         int64_t d, float* acc);
 };
 
 void f16_to_f32_portable(const uint16_t* src, float* dst, int64_t n) {
@@ -104,6 +113,63 @@ __attribute__((target("avx2,f16c,fma"))) void accumulate_x86(const float* p, con
     for (int64_t e = d8; e < d; ++e) acc[e] = std::fma(p[r], vr[e], acc[e]);
   }
 }
+
+// AVX-512 kernels reading F16 rows in place. Their arithmetic is the AVX2
+// kernels' above: lane l of one 16-lane FMA accumulator takes elements
+// e = l (mod 16) in order, then the same tree (l += l+8, +4, +2, +1), then
+// the scale; accumulate is one FMA per element per key in key order.
+#if defined(__GNUC__) && !defined(__clang__)
+// GCC 12 warns inside its own avx512fintrin.h (_mm512_undefined_*).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+#define SUANLI_AVX512_TARGET __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,f16c,fma")))
+SUANLI_AVX512_TARGET inline float tree_sum16(__m512 a) {
+  const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(a), _mm512_extractf32x8_ps(a, 1));   // l += l+8
+  const __m128 q = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));      // l += l+4
+  const __m128 p = _mm_add_ps(q, _mm_movehl_ps(q, q));                                      // l += l+2
+  return _mm_cvtss_f32(_mm_add_ss(p, _mm_movehdup_ps(p)));                                  // l += l+1
+}
+SUANLI_AVX512_TARGET void dots_f16_avx512(const float* const* q, int nq, const uint16_t* const* k, const int64_t* lim,
+                                          int64_t d, float scale, float* out, int64_t ldo) {
+  const int64_t nv = d / 16;
+  int64_t nk = 0;
+  for (int i = 0; i < nq; ++i) nk = std::max(nk, lim[i]);
+  for (int64_t r = 0; r < nk; ++r) {
+    __m512 kr[8];
+    for (int64_t c = 0; c < nv; ++c) {
+      kr[c] = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(k[r] + 16 * c)));
+    }
+    if (r + 1 < nk) _mm_prefetch(reinterpret_cast<const char*>(k[r + 1]), _MM_HINT_T0);
+    for (int i = 0; i < nq; ++i) {
+      if (r >= lim[i]) continue;
+      __m512 a = _mm512_setzero_ps();
+      for (int64_t c = 0; c < nv; ++c) a = _mm512_fmadd_ps(_mm512_loadu_ps(q[i] + 16 * c), kr[c], a);
+      out[i * ldo + r] = tree_sum16(a) * scale;
+    }
+  }
+}
+SUANLI_AVX512_TARGET void accumulate_f16_avx512(const float* p, int64_t ldp, int nq, const uint16_t* const* v,
+                                                const int64_t* lim, int64_t d, float* acc) {
+  const int64_t nv = d / 16;
+  int64_t nk = 0;
+  for (int i = 0; i < nq; ++i) nk = std::max(nk, lim[i]);
+  for (int64_t r = 0; r < nk; ++r) {
+    __m512 vr[8];
+    for (int64_t c = 0; c < nv; ++c) {
+      vr[c] = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(v[r] + 16 * c)));
+    }
+    if (r + 1 < nk) _mm_prefetch(reinterpret_cast<const char*>(v[r + 1]), _MM_HINT_T0);
+    for (int i = 0; i < nq; ++i) {
+      if (r >= lim[i]) continue;
+      const __m512 pr = _mm512_set1_ps(p[i * ldp + r]);
+      float* a = acc + i * d;
+      for (int64_t c = 0; c < nv; ++c) {
+        _mm512_storeu_ps(a + 16 * c, _mm512_fmadd_ps(pr, vr[c], _mm512_loadu_ps(a + 16 * c)));
+      }
+    }
+  }
+}
 #endif
 
 const RowKernels& row_kernels() {
@@ -111,10 +177,16 @@ const RowKernels& row_kernels() {
 #if defined(__x86_64__)
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx2") && cpu_has_f16c() && __builtin_cpu_supports("fma")) {
-      return RowKernels{f16_to_f32_x86, f32_to_f16_x86, dots_x86, accumulate_x86};
+      RowKernels k{f16_to_f32_x86, f32_to_f16_x86, dots_x86, accumulate_x86, nullptr, nullptr};
+      if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+          __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw")) {
+        k.dots_f16 = dots_f16_avx512;
+        k.accumulate_f16 = accumulate_f16_avx512;
+      }
+      return k;
     }
 #endif
-    return RowKernels{f16_to_f32_portable, f32_to_f16_portable, dots_portable, accumulate_portable};
+    return RowKernels{f16_to_f32_portable, f32_to_f16_portable, dots_portable, accumulate_portable, nullptr, nullptr};
   }();
   return kernels;
 }
@@ -275,8 +347,32 @@ void attention(ThreadPool& pool, Workspace& /*ws*/, const float* q, int64_t n_to
           }
         }
       };
+      // F16 rows read in place (no tile conversion) where the kernels allow:
+      // bit-identical to the tile path.
+      const bool direct = kv.type == GgmlType::kF16 && rk.dots_f16 && d % 16 == 0 && d <= 128;
+      thread_local std::vector<const uint16_t*> krows, vrows;
+      thread_local std::vector<const float*> qrows;
+      thread_local std::vector<int64_t> lims;
+      if (direct) {
+        krows.resize(keys_total);
+        vrows.resize(keys_total);
+        for (int64_t key = 0; key < keys_total; ++key) {
+          const int64_t slot =
+              static_cast<int64_t>(sq.block_table[key / kv.block_size]) * kv.block_size + key % kv.block_size;
+          const int64_t idx = (slot * kv.n_kv_heads + item.kvh) * d;
+          krows[key] = static_cast<const uint16_t*>(kv.k) + idx;
+          vrows[key] = static_cast<const uint16_t*>(kv.v) + idx;
+        }
+        qrows.resize(nq);
+        lims.resize(nq);
+        for (int64_t qi = 0; qi < nq; ++qi) {
+          qrows[qi] = query(qi);
+          lims[qi] = n_keys_of(qi);
+        }
+        rk.dots_f16(qrows.data(), static_cast<int>(nq), krows.data(), lims.data(), d, scale, scores, max_keys);
+      }
       // Scores.
-      for (int64_t k0 = 0; k0 < keys_total; k0 += kKeyBlock) {
+      for (int64_t k0 = 0; k0 < keys_total && !direct; k0 += kKeyBlock) {
         const int64_t nk = std::min(kKeyBlock, keys_total - k0);
         load_tile(kv.k, k0, nk);
         for (int64_t qi = 0; qi < nq; ++qi) {
@@ -301,7 +397,10 @@ void attention(ThreadPool& pool, Workspace& /*ws*/, const float* q, int64_t n_to
       }
       // Weighted values.
       std::fill(acc, acc + nq * d, 0.0f);
-      for (int64_t k0 = 0; k0 < keys_total; k0 += kKeyBlock) {
+      if (direct) {
+        rk.accumulate_f16(scores, max_keys, static_cast<int>(nq), vrows.data(), lims.data(), d, acc);
+      }
+      for (int64_t k0 = 0; k0 < keys_total && !direct; k0 += kKeyBlock) {
         const int64_t nk = std::min(kKeyBlock, keys_total - k0);
         load_tile(kv.v, k0, nk);
         for (int64_t qi = 0; qi < nq; ++qi) {
