@@ -10,7 +10,10 @@ VENV := .cache/venv
 JOBS ?= $(shell nproc)
 FUZZ_SECONDS ?= 60
 
-.PHONY: run test deps test-deps build build-asan build-fuzz model unit-test asan-test fuzz-smoke pytest clean format
+CUDA_ARCHS ?= 80;90
+HIP_ARCHS ?= gfx90a
+
+.PHONY: run test deps test-deps build build-asan build-fuzz build-cuda build-hip model unit-test asan-test fuzz-smoke pytest clean format
 
 # `make run` serves the default model (SUANLI_PORT / SUANLI_HOST and every
 # other SUANLI_* variable configure it; see docs/server.md). Ctrl-C stops it.
@@ -28,7 +31,7 @@ run: deps build model
 	@echo
 	$(SUANLI) serve --port $(PORT)
 
-test: test-deps build build-asan build-fuzz model unit-test asan-test fuzz-smoke pytest
+test: test-deps build build-asan build-fuzz build-cuda build-hip model unit-test asan-test fuzz-smoke pytest
 
 deps:
 	@scripts/setup.sh
@@ -47,6 +50,29 @@ build-asan:
 build-fuzz:
 	@cmake --preset fuzz >/dev/null
 	cmake --build --preset fuzz -j $(JOBS) --target fuzz_gguf fuzz_chat_template fuzz_tokenizer
+
+# Compile-only GPU builds: CI has the CUDA toolkit and Debian's HIP clang but
+# no GPU. build-cuda builds the CLI and the conformance suite (the C++ files
+# are ccache hits from the release build; only the .cu files compile);
+# build-hip, whose clang-15 shares no cache with the other builds, only the
+# conformance suite (all the GPU code, linked). Then they run what needs no
+# GPU: the device list (the GPU skipped with its reason) and the Gpu tests
+# (skipped: "no CUDA device: ..."). The op tests run on a GPU machine:
+# ctest --preset cuda, tests/gpu/greedy_matches_cpu.sh (docs/cuda.md).
+build-cuda:
+	@if [ -x /usr/local/cuda/bin/nvcc ] || command -v nvcc >/dev/null; then \
+	  cmake --preset cuda -DCMAKE_CUDA_ARCHITECTURES="$(CUDA_ARCHS)" >/dev/null && \
+	  cmake --build --preset cuda -j $(JOBS) --target suanli suanli_conformance && \
+	  build/cuda/suanli devices --json >/dev/null && \
+	  build/cuda/tests/suanli_conformance --gtest_filter='Gpu.*' --gtest_brief=1; \
+	else echo "build-cuda: no CUDA toolkit (nvcc), skipped"; fi
+
+build-hip:
+	@if command -v clang++-15 >/dev/null && [ -f /usr/include/hip/hip_runtime.h ]; then \
+	  cmake --preset hip -DSUANLI_HIP_ARCHITECTURES="$(HIP_ARCHS)" >/dev/null && \
+	  cmake --build --preset hip -j $(JOBS) --target suanli_conformance && \
+	  build/hip/tests/suanli_conformance --gtest_filter='Gpu.*' --gtest_brief=1; \
+	else echo "build-hip: no HIP toolchain (apt-get install hipcc), skipped"; fi
 
 model: build
 	$(SUANLI) pull default

@@ -21,7 +21,9 @@ packages=(
 if [[ $want_test == 1 ]]; then
   # clang + its runtime for the libFuzzer target; chromium for the web UI
   # test (driven by the playwright Python package, no browser download).
-  packages+=(clang libclang-rt-14-dev chromium)
+  # hipcc pulls Debian's ROCm 5.2 (clang-15, device libraries, HIP headers):
+  # the compile-only HIP build of the GPU device (make build-hip).
+  packages+=(clang libclang-rt-14-dev chromium hipcc)
 fi
 
 missing=()
