@@ -210,6 +210,7 @@ const std::vector<AttentionCase>& attention_cases() {
       {8, 8, 32, 32, {{100, 1}, {0, 64}, {33, 2}}},   // MHA (ratio 1)
       {16, 4, 128, 16, {{130, 5}, {250, 1}}},         // ratio 4, long context
       {4, 1, 64, 16, {{0, 130}}},                     // MQA, long prefill
+      {8, 2, 64, 16, {{1100, 1}, {700, 3}}},          // contexts past 512 keys (GPU: several splits)
   };
   return cases;
 }

@@ -53,9 +53,9 @@ struct Scratch {
 // Host→device copies that return at once go through a pinned arena: a copy
 // is staged there, and the arena is reused after the stream drains (at
 // synchronize(), or when it is full). Large copies go in pinned chunks,
-// double-buffered (map_host: weights are uploaded once).
+// double-buffered (map_host: weights are uploaded once, tensor by tensor).
 constexpr size_t kStagingBytes = size_t{16} << 20;
-constexpr size_t kChunkBytes = size_t{32} << 20;
+constexpr size_t kChunkBytes = size_t{8} << 20;
 
 class CudaDevice final : public Device {
  public:
@@ -76,6 +76,10 @@ class CudaDevice final : public Device {
       (void)gpu::stream_destroy(stream_);
     }
     if (staging_) (void)gpu::host_free_pinned(staging_);
+    if (chunks_) (void)gpu::host_free_pinned(chunks_);
+    for (gpu::Event e : chunk_done_) {
+      if (e) (void)gpu::event_destroy(e);
+    }
   }
 
   Status init() {
@@ -137,7 +141,7 @@ class CudaDevice final : public Device {
 
   Expected<std::unique_ptr<Buffer>> map_host(const void* host, size_t bytes) override {
     SUANLI_ASSIGN_OR_RETURN(std::unique_ptr<Buffer> b, alloc(bytes));
-    SUANLI_RETURN_IF_ERROR(upload_chunked(b->data(), host, bytes));
+    SUANLI_RETURN_IF_ERROR(upload(b->data(), host, bytes));
     return Expected<std::unique_ptr<Buffer>>(std::move(b));
   }
 
@@ -258,34 +262,33 @@ class CudaDevice final : public Device {
   }
 
   // Large uploads: through two pinned chunks in turn, so that copying the
-  // next chunk into pinned memory overlaps the DMA of the previous one.
+  // next chunk into pinned memory overlaps the DMA of the previous one. The
+  // chunks are allocated at the first large upload and kept (the model maps
+  // its weights tensor by tensor).
   Status upload_chunked(void* device_dst, const void* host_src, size_t bytes) {
     Error e = gpu::stream_synchronize(stream_);
     staging_used_ = 0;
     if (e != kSuccess) return Internal(gpu_error("stream", e));
-    void* pinned = nullptr;
-    e = gpu::host_alloc_pinned(&pinned, 2 * kChunkBytes);
-    if (e != kSuccess) return Internal(gpu_error("allocate pinned host memory", e));
-    gpu::Event done[2] = {nullptr, nullptr};
-    (void)gpu::event_create(&done[0]);
-    (void)gpu::event_create(&done[1]);
+    if (!chunks_) {
+      e = gpu::host_alloc_pinned(reinterpret_cast<void**>(&chunks_), 2 * kChunkBytes);
+      if (e == kSuccess) e = gpu::event_create(&chunk_done_[0]);
+      if (e == kSuccess) e = gpu::event_create(&chunk_done_[1]);
+      if (e != kSuccess) return Internal(gpu_error("allocate pinned host memory", e));
+    }
     const uint8_t* src = static_cast<const uint8_t*>(host_src);
     uint8_t* dst = static_cast<uint8_t*>(device_dst);
     size_t i = 0;
     for (size_t off = 0; off < bytes && e == kSuccess; off += kChunkBytes, ++i) {
       const size_t n = std::min(kChunkBytes, bytes - off);
-      uint8_t* chunk = static_cast<uint8_t*>(pinned) + (i % 2) * kChunkBytes;
-      if (i >= 2) e = gpu::stream_synchronize(stream_);  // the chunk's previous copy is done
+      uint8_t* chunk = chunks_ + (i % 2) * kChunkBytes;
+      if (i >= 2) e = gpu::event_synchronize(chunk_done_[i % 2]);  // the chunk's previous copy
       if (e != kSuccess) break;
       std::memcpy(chunk, src + off, n);
       e = gpu::copy_h2d_async(dst + off, chunk, n, stream_);
-      if (e == kSuccess) e = gpu::event_record(done[i % 2], stream_);
+      if (e == kSuccess) e = gpu::event_record(chunk_done_[i % 2], stream_);
     }
     const Error sync = gpu::stream_synchronize(stream_);
     if (e == kSuccess) e = sync;
-    (void)gpu::event_destroy(done[0]);
-    (void)gpu::event_destroy(done[1]);
-    (void)gpu::host_free_pinned(pinned);
     if (e != kSuccess) return Internal(gpu_error("upload", e));
     return Status::Ok();
   }
@@ -294,8 +297,10 @@ class CudaDevice final : public Device {
   gpu::DeviceProps props_;
   DeviceCaps caps_;
   gpu::Stream stream_ = nullptr;
-  uint8_t* staging_ = nullptr;
+  uint8_t* staging_ = nullptr;  // kStagingBytes, pinned
   size_t staging_used_ = 0;
+  uint8_t* chunks_ = nullptr;   // 2 x kChunkBytes, pinned, for large uploads
+  gpu::Event chunk_done_[2] = {nullptr, nullptr};
   std::string error_;
 
   // Attention: the work list on the device, reused while it is unchanged

@@ -56,6 +56,7 @@ inline Error stream_synchronize(Stream s) { return hipStreamSynchronize(s); }
 inline Error event_create(Event* e) { return hipEventCreate(e); }
 inline Error event_destroy(Event e) { return hipEventDestroy(e); }
 inline Error event_record(Event e, Stream s) { return hipEventRecord(e, s); }
+inline Error event_synchronize(Event e) { return hipEventSynchronize(e); }
 inline Error event_elapsed_ms(float* ms, Event a, Event b) { return hipEventElapsedTime(ms, a, b); }
 inline Error mem_get_info(size_t* free_b, size_t* total_b) { return hipMemGetInfo(free_b, total_b); }
 inline Error set_max_dynamic_shared(const void* kernel, int bytes) {
@@ -121,6 +122,7 @@ inline Error stream_synchronize(Stream s) { return cudaStreamSynchronize(s); }
 inline Error event_create(Event* e) { return cudaEventCreate(e); }
 inline Error event_destroy(Event e) { return cudaEventDestroy(e); }
 inline Error event_record(Event e, Stream s) { return cudaEventRecord(e, s); }
+inline Error event_synchronize(Event e) { return cudaEventSynchronize(e); }
 inline Error event_elapsed_ms(float* ms, Event a, Event b) { return cudaEventElapsedTime(ms, a, b); }
 inline Error mem_get_info(size_t* free_b, size_t* total_b) { return cudaMemGetInfo(free_b, total_b); }
 inline Error set_max_dynamic_shared(const void* kernel, int bytes) {
