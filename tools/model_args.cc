@@ -14,6 +14,50 @@ void add_model_args(CLI::App* sub, ModelArgs& a) {
   sub->add_option("-b,--batch", a.batch, "Max tokens per forward step (prefill chunk)");
   sub->add_option("--kv-type", a.kv_type, "KV cache type: f16 or f32");
   sub->add_option("--device", a.device, "Device: cpu, cuda, cuda:N, or an index in `suanli devices` (default: cpu)");
+  sub->add_option("--device-map", a.device_map,
+                  "Layers per device, e.g. cuda:0-23,cpu:24-31 (DEVICE:FIRST-LAST, inclusive, every layer once)");
+  sub->add_option("--gpu-layers,--ngl", a.gpu_layers,
+                  "Run the last N layers (and the output head) on --device, the rest on the CPU");
+}
+
+Expected<std::vector<Device*>> parse_device_map(const std::vector<std::unique_ptr<Device>>& devices,
+                                               const std::string& spec, int64_t n_layer) {
+  std::vector<Device*> map(static_cast<size_t>(n_layer), nullptr);
+  size_t start = 0;
+  while (start <= spec.size()) {
+    size_t comma = spec.find(',', start);
+    if (comma == std::string::npos) comma = spec.size();
+    const std::string item = spec.substr(start, comma - start);
+    const size_t colon = item.rfind(':');
+    const size_t dash = colon == std::string::npos ? std::string::npos : item.find('-', colon);
+    if (colon == std::string::npos || dash == std::string::npos) {
+      return InvalidArgument("bad --device-map entry '" + item + "' (want DEVICE:FIRST-LAST)");
+    }
+    int64_t first = -1, last = -1;
+    try {
+      size_t used = 0;
+      first = std::stoll(item.substr(colon + 1, dash - colon - 1), &used);
+      if (used != dash - colon - 1) first = -1;
+      last = std::stoll(item.substr(dash + 1), &used);
+      if (used != item.size() - dash - 1) last = -1;
+    } catch (...) {
+      first = last = -1;
+    }
+    if (first < 0 || last < first || last >= n_layer) {
+      return InvalidArgument("bad layer range in --device-map entry '" + item + "' (the model has " +
+                             std::to_string(n_layer) + " layers, 0-" + std::to_string(n_layer - 1) + ")");
+    }
+    SUANLI_ASSIGN_OR_RETURN(Device * d, pick_device(devices, item.substr(0, colon)));
+    for (int64_t l = first; l <= last; ++l) {
+      if (map[l]) return InvalidArgument("--device-map names layer " + std::to_string(l) + " twice");
+      map[l] = d;
+    }
+    start = comma + 1;
+  }
+  for (int64_t l = 0; l < n_layer; ++l) {
+    if (!map[l]) return InvalidArgument("--device-map leaves layer " + std::to_string(l) + " without a device");
+  }
+  return map;
 }
 
 Expected<Device*> pick_device(const std::vector<std::unique_ptr<Device>>& devices, const std::string& spec) {
@@ -119,6 +163,21 @@ Expected<LoadedModel> load_model(const ModelArgs& a) {
   Device& dev = *lm.device;
   ModelOptions mopt;
   mopt.max_batch_tokens = a.batch;
+  if (!a.device_map.empty() || a.gpu_layers >= 0) {
+    if (!a.device_map.empty() && a.gpu_layers >= 0) return InvalidArgument("give --device-map or --gpu-layers, not both");
+    // The layer count, from the file's metadata.
+    SUANLI_ASSIGN_OR_RETURN(GgufFile f, GgufFile::open(path));
+    Expected<ModelInfo> info = ModelInfo::from_gguf(f);
+    if (!info) return info.status().with_context(path);
+    const int64_t n_layer = info->n_layer;
+    if (!a.device_map.empty()) {
+      SUANLI_ASSIGN_OR_RETURN(mopt.layer_devices, parse_device_map(lm.devices, a.device_map, n_layer));
+    } else {
+      SUANLI_ASSIGN_OR_RETURN(Device * cpu, pick_device(lm.devices, "cpu"));
+      const int64_t on_dev = std::min(a.gpu_layers, n_layer);
+      for (int64_t l = 0; l < n_layer; ++l) mopt.layer_devices.push_back(l >= n_layer - on_dev ? &dev : cpu);
+    }
+  }
   SUANLI_ASSIGN_OR_RETURN(lm.model, Model::load(path, dev, mopt));
   const ModelInfo& info = lm.model->info();
   KvCacheOptions kopt;
@@ -128,7 +187,7 @@ Expected<LoadedModel> load_model(const ModelArgs& a) {
   const int64_t ctx = info.n_ctx_train > 0 ? std::min<int64_t>(a.ctx, info.n_ctx_train) : a.ctx;
   kopt.memory_bytes = per_token * static_cast<uint64_t>((ctx + kopt.block_size - 1) / kopt.block_size) *
                       kopt.block_size;
-  SUANLI_ASSIGN_OR_RETURN(lm.kv, KvCache::create(dev, info, kopt));
+  SUANLI_ASSIGN_OR_RETURN(lm.kv, KvCache::create(dev, info, kopt, lm.model->layer_devices()));
   Expected<std::shared_ptr<const Tokenizer>> tok = Tokenizer::from_gguf(lm.model->file());
   if (!tok) return tok.status().with_context(path);
   lm.tokenizer = *tok;

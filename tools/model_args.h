@@ -22,6 +22,8 @@ struct ModelArgs {
   int64_t batch = 512;        // max tokens per forward step (prefill chunk)
   std::string kv_type = "f16";
   std::string device = "cpu";  // cpu, cuda, cuda:N, or an index into `suanli devices`
+  std::string device_map;      // DEVICE:FIRST-LAST,... (layers, inclusive)
+  int64_t gpu_layers = -1;     // the last N layers on --device, the rest on the CPU
 };
 
 void add_model_args(CLI::App* sub, ModelArgs& a);
@@ -37,6 +39,12 @@ Expected<SamplingParams> resolve_sampling(const SamplingArgs& a);
 
 // The device `spec` names among `devices` (see ModelArgs::device).
 Expected<Device*> pick_device(const std::vector<std::unique_ptr<Device>>& devices, const std::string& spec);
+
+// One device per layer from a --device-map spec ("cuda:0:0-23,cpu:24-31":
+// each DEVICE as pick_device takes it, then a layer range, inclusive; every
+// layer exactly once).
+Expected<std::vector<Device*>> parse_device_map(const std::vector<std::unique_ptr<Device>>& devices,
+                                               const std::string& spec, int64_t n_layer);
 
 // A model on the chosen device, with a KV cache of args.ctx tokens and its
 // tokenizer.

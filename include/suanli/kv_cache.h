@@ -27,8 +27,12 @@ struct KvCacheOptions {
 
 class KvCache {
  public:
+  // Pools on `device`, or layer l's on layer_devices[l] when that list is
+  // given (one entry per layer: Model::layer_devices()).
   static Expected<std::unique_ptr<KvCache>> create(Device& device, const ModelInfo& info,
-                                                   const KvCacheOptions& options);
+                                                   const KvCacheOptions& options,
+                                                   const std::vector<Device*>& layer_devices = {});
+  Device* layer_device(int64_t l) const { return layer_dev_[l]; }
 
   KvLayerView layer(int64_t l) const;
   int32_t block_size() const { return block_size_; }
@@ -57,7 +61,7 @@ class KvCache {
  private:
   KvCache() = default;
 
-  Device* device_ = nullptr;
+  std::vector<Device*> layer_dev_;
   int32_t block_size_ = 16;
   int32_t n_blocks_ = 0;
   GgmlType type_ = GgmlType::kF16;

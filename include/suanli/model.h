@@ -49,6 +49,13 @@ struct ModelOptions {
   // multiplies fastest, stacking q/k/v and gate/up where it can
   // (Device::prepare_weights). Costs a copy of those weights in memory.
   bool prepare_weights = true;
+  // The device of each layer (one entry per layer; null entries and an
+  // empty list mean the device passed to load). The token embedding runs on
+  // layer 0's device, the output head on the last layer's; the hidden state
+  // crosses between devices through host memory. Lets a model larger than a
+  // GPU run its last layers there and the rest on the CPU. The KV cache must
+  // be created with the same map (Model::layer_devices()).
+  std::vector<Device*> layer_devices;
 };
 
 class Model {
@@ -60,6 +67,8 @@ class Model {
   const ModelInfo& info() const { return info_; }
   const GgufFile& file() const { return file_; }
   Device& device() { return device_; }
+  // The device each layer runs on (see ModelOptions::layer_devices).
+  const std::vector<Device*>& layer_devices() const { return layer_dev_; }
   int64_t max_batch_tokens() const { return max_batch_tokens_; }
   int64_t n_vocab() const { return info_.n_vocab; }
 
@@ -73,6 +82,7 @@ class Model {
 
  private:
   struct Layer;
+  struct DevWs;
   struct Workspace;
   Model(GgufFile file, Device& device);
   Status bind_weights();
@@ -87,13 +97,13 @@ class Model {
   bool qkv_bias_ = false;
   bool qk_norm_ = false;
   int64_t max_batch_tokens_ = 0;
-  std::unique_ptr<Buffer> weights_;  // the mapped file's bytes on the device
+  std::vector<std::unique_ptr<Buffer>> weights_;  // tensors mapped on the devices that use them
+  std::vector<Device*> layer_dev_;                 // the device of each layer
   std::vector<std::unique_ptr<Buffer>> prepared_;  // weights rewritten by prepare_weights()
   std::vector<Layer> layers_;
   WeightView token_embd_;
   WeightView output_;
   const float* output_norm_ = nullptr;
-  const float* rope_freqs_ = nullptr;
   std::unique_ptr<Workspace> ws_;
 };
 

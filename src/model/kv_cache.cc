@@ -5,19 +5,30 @@
 namespace suanli {
 
 Expected<std::unique_ptr<KvCache>> KvCache::create(Device& device, const ModelInfo& info,
-                                                   const KvCacheOptions& options) {
+                                                   const KvCacheOptions& options,
+                                                   const std::vector<Device*>& layer_devices) {
+  if (!layer_devices.empty() && static_cast<int64_t>(layer_devices.size()) != info.n_layer) {
+    return InvalidArgument("the KV cache's device map names " + std::to_string(layer_devices.size()) +
+                           " layers; the model has " + std::to_string(info.n_layer));
+  }
+  std::vector<Device*> devs(static_cast<size_t>(std::max<int64_t>(info.n_layer, 0)), &device);
+  for (size_t l = 0; l < layer_devices.size(); ++l) {
+    if (layer_devices[l]) devs[l] = layer_devices[l];
+  }
   if (options.block_size < 1 || options.block_size > 1024) {
     return InvalidArgument("KV block size must be 1 to 1024 tokens");
   }
   if (options.type != GgmlType::kF16 && options.type != GgmlType::kF32) {
     return InvalidArgument("KV cache type must be F16 or F32");
   }
-  if (!device.caps().supports_kv(options.type)) {
-    return Unsupported(device.name() + " does not support a " + std::string(ggml_type_name(options.type)) +
-                       " KV cache");
+  for (Device* d : devs) {
+    if (!d->caps().supports_kv(options.type)) {
+      return Unsupported(d->name() + " does not support a " + std::string(ggml_type_name(options.type)) +
+                         " KV cache");
+    }
   }
   std::unique_ptr<KvCache> kv(new KvCache());
-  kv->device_ = &device;
+  kv->layer_dev_ = devs;
   kv->block_size_ = options.block_size;
   kv->type_ = options.type;
   kv->n_kv_heads_ = info.n_head_kv;
@@ -35,8 +46,8 @@ Expected<std::unique_ptr<KvCache>> KvCache::create(Device& device, const ModelIn
   }
   kv->n_blocks_ = static_cast<int32_t>(n_blocks);
   for (int64_t l = 0; l < info.n_layer; ++l) {
-    SUANLI_ASSIGN_OR_RETURN(std::unique_ptr<Buffer> k, device.alloc(per_layer_block * n_blocks));
-    SUANLI_ASSIGN_OR_RETURN(std::unique_ptr<Buffer> v, device.alloc(per_layer_block * n_blocks));
+    SUANLI_ASSIGN_OR_RETURN(std::unique_ptr<Buffer> k, devs[l]->alloc(per_layer_block * n_blocks));
+    SUANLI_ASSIGN_OR_RETURN(std::unique_ptr<Buffer> v, devs[l]->alloc(per_layer_block * n_blocks));
     kv->k_.push_back(std::move(k));
     kv->v_.push_back(std::move(v));
   }
@@ -65,7 +76,7 @@ void KvCache::copy_block(int32_t from, int32_t to) {
   for (size_t l = 0; l < k_.size(); ++l) {
     for (Buffer* b : {k_[l].get(), v_[l].get()}) {
       uint8_t* base = static_cast<uint8_t*>(b->data());
-      device_->convert(base + from * elems * elem_bytes, type_, base + to * elems * elem_bytes, type_, elems);
+      layer_dev_[l]->convert(base + from * elems * elem_bytes, type_, base + to * elems * elem_bytes, type_, elems);
     }
   }
 }

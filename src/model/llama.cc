@@ -1,5 +1,7 @@
 // The Llama family forward pass (llama, qwen2, qwen3) over the op set.
+#include <algorithm>
 #include <cmath>
+#include <map>
 #include <cstring>
 
 #include "suanli/kv_cache.h"
@@ -30,15 +32,22 @@ struct Model::Layer {
   bool fused_qkv = false, fused_gate_up = false;
   WeightView wqkv, gate_up;
   const float* bqkv = nullptr;  // [q_dim + 2 kv_dim] (qwen2)
+  const float* rope_freqs = nullptr;  // [rope_dim / 2] on this layer's device, or null
+  int dev = 0;                  // index into Workspace::per_dev: the device it runs on
 };
 
-// Activation buffers on the device, sized for max_batch_tokens.
-struct Model::Workspace {
-  std::unique_ptr<Buffer> x, h, qkv, attn, ffn, ids, positions, slots, block_tables, logits_in,
-      logits;
+// Activation buffers on each device the layers run on, sized for
+// max_batch_tokens.
+struct Model::DevWs {
+  Device* dev = nullptr;
+  std::unique_ptr<Buffer> x, h, qkv, attn, ffn, ids, positions, slots, block_tables, logits_in, logits;
   std::vector<SeqSlice> seqs;
-  std::vector<int32_t> host_tables;
   int64_t max_logits_rows = 0;
+};
+struct Model::Workspace {
+  std::vector<DevWs> per_dev;
+  std::vector<int32_t> host_tables;
+  std::vector<float> host_x;  // the hidden state crossing from one device to the next
 };
 
 namespace {
@@ -73,6 +82,18 @@ Expected<std::unique_ptr<Model>> Model::load(const std::string& path, Device& de
   if (options.max_batch_tokens < 1 || options.max_batch_tokens > (1 << 20)) {
     return InvalidArgument("max_batch_tokens must be 1 to 1048576");
   }
+  if (!options.layer_devices.empty()) {
+    if (static_cast<int64_t>(options.layer_devices.size()) != m->info_.n_layer) {
+      return InvalidArgument("the device map names " + std::to_string(options.layer_devices.size()) +
+                             " layers; the model has " + std::to_string(m->info_.n_layer));
+    }
+    m->layer_dev_ = options.layer_devices;
+    for (Device*& d : m->layer_dev_) {
+      if (!d) d = &device;
+    }
+  } else {
+    m->layer_dev_.assign(static_cast<size_t>(std::max<int64_t>(m->info_.n_layer, 0)), &device);
+  }
   Status s = m->bind_weights();
   if (s.ok() && options.prepare_weights) s = m->prepare_weights();
   if (!s.ok()) return s.with_context(path);
@@ -83,8 +104,22 @@ Expected<std::unique_ptr<Model>> Model::load(const std::string& path, Device& de
 Status Model::bind_weights() {
   const ModelInfo& mi = info_;
   const GgufFile& f = file_;
-  SUANLI_ASSIGN_OR_RETURN(weights_, device_.map_host(f.data_section(), f.file_size() - f.data_offset()));
-  uint8_t* base = static_cast<uint8_t*>(weights_->data());
+  // Devices: the token embedding sits with layer 0, the output head with
+  // the last layer (with no layers, both on the load device).
+  Device& first = layer_dev_.empty() ? device_ : *layer_dev_.front();
+  Device& last = layer_dev_.empty() ? device_ : *layer_dev_.back();
+  // Each tensor is mapped on the device that uses it: zero-copy on the
+  // CPU, one upload elsewhere (a tensor two devices use is on both).
+  std::map<std::pair<Device*, const GgufTensorInfo*>, const uint8_t*> mapped;
+  auto map_on = [&](Device& d, const GgufTensorInfo* t) -> Expected<const uint8_t*> {
+    auto it = mapped.find({&d, t});
+    if (it != mapped.end()) return it->second;
+    SUANLI_ASSIGN_OR_RETURN(std::unique_ptr<Buffer> b, d.map_host(f.data_section() + t->offset, t->n_bytes));
+    const uint8_t* p = static_cast<const uint8_t*>(b->data());
+    weights_.push_back(std::move(b));
+    mapped[{&d, t}] = p;
+    return p;
+  };
 
   auto find = [&](const std::string& name, std::vector<int64_t> shape) -> Expected<const GgufTensorInfo*> {
     const GgufTensorInfo* t = f.find_tensor(name);
@@ -97,40 +132,42 @@ Status Model::bind_weights() {
     }
     return t;
   };
-  auto matrix = [&](const std::string& name, int64_t n_cols, int64_t n_rows) -> Expected<WeightView> {
+  auto matrix = [&](Device& dev, const std::string& name, int64_t n_cols, int64_t n_rows) -> Expected<WeightView> {
     SUANLI_ASSIGN_OR_RETURN(const GgufTensorInfo* t, find(name, {n_cols, n_rows}));
-    if (!device_.caps().supports(t->type)) {
+    if (!dev.caps().supports(t->type)) {
       return Unsupported("tensor '" + name + "' is " + std::string(ggml_type_name(t->type)) + ", which " +
-                         device_.name() + " cannot multiply");
+                         dev.name() + " cannot multiply");
     }
     WeightView w;
-    w.data = base + t->offset;
+    SUANLI_ASSIGN_OR_RETURN(w.data, map_on(dev, t));
     w.type = t->type;
     w.n_rows = n_rows;
     w.n_cols = n_cols;
     w.row_stride = static_cast<size_t>(row_bytes(t->type, n_cols));
     return w;
   };
-  auto vec = [&](const std::string& name, int64_t n) -> Expected<const float*> {
+  auto vec = [&](Device& dev, const std::string& name, int64_t n) -> Expected<const float*> {
     SUANLI_ASSIGN_OR_RETURN(const GgufTensorInfo* t, find(name, {n}));
     if (t->type != GgmlType::kF32) {
       return Unsupported("tensor '" + name + "' is " + std::string(ggml_type_name(t->type)) + "; vectors must be F32");
     }
-    return reinterpret_cast<const float*>(base + t->offset);
+    SUANLI_ASSIGN_OR_RETURN(const uint8_t* p, map_on(dev, t));
+    return reinterpret_cast<const float*>(p);
   };
 
   const int64_t E = mi.n_embd, Q = q_dim(mi), KV = kv_dim(mi), F = mi.n_ff;
-  SUANLI_ASSIGN_OR_RETURN(token_embd_, matrix("token_embd.weight", E, mi.n_vocab));
-  if (f.find_tensor("output.weight")) {
-    SUANLI_ASSIGN_OR_RETURN(output_, matrix("output.weight", E, mi.n_vocab));
-  } else {
-    output_ = token_embd_;
-  }
-  SUANLI_ASSIGN_OR_RETURN(output_norm_, vec("output_norm.weight", E));
-  if (f.find_tensor("rope_freqs.weight")) {
-    SUANLI_ASSIGN_OR_RETURN(rope_freqs_, vec("rope_freqs.weight", mi.rope_dim / 2));
+  SUANLI_ASSIGN_OR_RETURN(token_embd_, matrix(first, "token_embd.weight", E, mi.n_vocab));
+  const bool tied = !f.find_tensor("output.weight");
+  SUANLI_ASSIGN_OR_RETURN(output_, matrix(last, tied ? "token_embd.weight" : "output.weight", E, mi.n_vocab));
+  SUANLI_ASSIGN_OR_RETURN(output_norm_, vec(last, "output_norm.weight", E));
+  if (const GgufTensorInfo* rf = f.find_tensor("rope_freqs.weight")) {
+    SUANLI_RETURN_IF_ERROR(find("rope_freqs.weight", {mi.rope_dim / 2}).status());
+    if (rf->type != GgmlType::kF32) return Unsupported("rope_freqs.weight must be F32");
+    // Checked on the file's bytes (device pointers may not be readable here).
     for (int64_t i = 0; i < mi.rope_dim / 2; ++i) {
-      if (!(rope_freqs_[i] > 0) || !std::isfinite(rope_freqs_[i])) {
+      float v;
+      std::memcpy(&v, f.data_section() + rf->offset + i * sizeof(float), sizeof v);
+      if (!(v > 0) || !std::isfinite(v)) {
         return CorruptData("rope_freqs.weight holds a non-positive or non-finite factor");
       }
     }
@@ -138,33 +175,40 @@ Status Model::bind_weights() {
   layers_.resize(mi.n_layer);
   for (int64_t l = 0; l < mi.n_layer; ++l) {
     Layer& L = layers_[l];
+    Device& dev = *layer_dev_[l];
+    if (f.find_tensor("rope_freqs.weight")) {
+      // On each layer's device (mapped once per device).
+      SUANLI_ASSIGN_OR_RETURN(const float* rf, vec(dev, "rope_freqs.weight", mi.rope_dim / 2));
+      L.rope_freqs = rf;
+    }
     const std::string p = "blk." + std::to_string(l) + ".";
-    SUANLI_ASSIGN_OR_RETURN(L.attn_norm, vec(p + "attn_norm.weight", E));
-    SUANLI_ASSIGN_OR_RETURN(L.wq, matrix(p + "attn_q.weight", E, Q));
-    SUANLI_ASSIGN_OR_RETURN(L.wk, matrix(p + "attn_k.weight", E, KV));
-    SUANLI_ASSIGN_OR_RETURN(L.wv, matrix(p + "attn_v.weight", E, KV));
-    SUANLI_ASSIGN_OR_RETURN(L.wo, matrix(p + "attn_output.weight", Q, E));
+    SUANLI_ASSIGN_OR_RETURN(L.attn_norm, vec(dev, p + "attn_norm.weight", E));
+    SUANLI_ASSIGN_OR_RETURN(L.wq, matrix(dev, p + "attn_q.weight", E, Q));
+    SUANLI_ASSIGN_OR_RETURN(L.wk, matrix(dev, p + "attn_k.weight", E, KV));
+    SUANLI_ASSIGN_OR_RETURN(L.wv, matrix(dev, p + "attn_v.weight", E, KV));
+    SUANLI_ASSIGN_OR_RETURN(L.wo, matrix(dev, p + "attn_output.weight", Q, E));
     if (qkv_bias_) {
-      SUANLI_ASSIGN_OR_RETURN(L.bq, vec(p + "attn_q.bias", Q));
-      SUANLI_ASSIGN_OR_RETURN(L.bk, vec(p + "attn_k.bias", KV));
-      SUANLI_ASSIGN_OR_RETURN(L.bv, vec(p + "attn_v.bias", KV));
+      SUANLI_ASSIGN_OR_RETURN(L.bq, vec(dev, p + "attn_q.bias", Q));
+      SUANLI_ASSIGN_OR_RETURN(L.bk, vec(dev, p + "attn_k.bias", KV));
+      SUANLI_ASSIGN_OR_RETURN(L.bv, vec(dev, p + "attn_v.bias", KV));
     }
     if (qk_norm_) {
-      SUANLI_ASSIGN_OR_RETURN(L.q_norm, vec(p + "attn_q_norm.weight", mi.head_dim));
-      SUANLI_ASSIGN_OR_RETURN(L.k_norm, vec(p + "attn_k_norm.weight", mi.head_dim));
+      SUANLI_ASSIGN_OR_RETURN(L.q_norm, vec(dev, p + "attn_q_norm.weight", mi.head_dim));
+      SUANLI_ASSIGN_OR_RETURN(L.k_norm, vec(dev, p + "attn_k_norm.weight", mi.head_dim));
     }
-    SUANLI_ASSIGN_OR_RETURN(L.ffn_norm, vec(p + "ffn_norm.weight", E));
-    SUANLI_ASSIGN_OR_RETURN(L.gate, matrix(p + "ffn_gate.weight", E, F));
-    SUANLI_ASSIGN_OR_RETURN(L.up, matrix(p + "ffn_up.weight", E, F));
-    SUANLI_ASSIGN_OR_RETURN(L.down, matrix(p + "ffn_down.weight", F, E));
+    SUANLI_ASSIGN_OR_RETURN(L.ffn_norm, vec(dev, p + "ffn_norm.weight", E));
+    SUANLI_ASSIGN_OR_RETURN(L.gate, matrix(dev, p + "ffn_gate.weight", E, F));
+    SUANLI_ASSIGN_OR_RETURN(L.up, matrix(dev, p + "ffn_up.weight", E, F));
+    SUANLI_ASSIGN_OR_RETURN(L.down, matrix(dev, p + "ffn_down.weight", F, E));
   }
   return Status::Ok();
 }
 
 Status Model::prepare_weights() {
-  Device& d = device_;
+  Device* dp = &device_;
   // One matrix in the device's layout; unchanged when it has none.
   auto single = [&](WeightView& w) -> Status {
+    Device& d = *dp;
     Expected<PreparedWeight> p = d.prepare_weights({w});
     if (!p) return p.status().code() == StatusCode::kUnsupported ? Status::Ok() : p.status();
     w = p->view;
@@ -173,7 +217,7 @@ Status Model::prepare_weights() {
   };
   // Stacked matrices; false when the device cannot stack these.
   auto stacked = [&](const std::vector<WeightView>& parts, WeightView& out) -> Expected<bool> {
-    Expected<PreparedWeight> p = d.prepare_weights(parts);
+    Expected<PreparedWeight> p = dp->prepare_weights(parts);
     if (!p) {
       if (p.status().code() == StatusCode::kUnsupported) return false;
       return p.status();
@@ -182,7 +226,10 @@ Status Model::prepare_weights() {
     if (p->storage) prepared_.push_back(std::move(p->storage));
     return true;
   };
-  for (Layer& L : layers_) {
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    Layer& L = layers_[l];
+    dp = layer_dev_[l];
+    Device& d = *dp;
     SUANLI_ASSIGN_OR_RETURN(L.fused_qkv, stacked({L.wq, L.wk, L.wv}, L.wqkv));
     if (L.fused_qkv && qkv_bias_) {
       const int64_t Q = L.wq.n_rows, KV = L.wk.n_rows;
@@ -208,6 +255,7 @@ Status Model::prepare_weights() {
   }
   // token_embd_ keeps the file's layout for embed; output_ may be the same
   // bytes (tied embeddings), prepared as its own copy.
+  dp = layer_dev_.empty() ? &device_ : layer_dev_.back();
   return single(output_);
 }
 
@@ -215,22 +263,36 @@ Status Model::allocate(int64_t T) {
   max_batch_tokens_ = T;
   ws_ = std::make_unique<Workspace>();
   const ModelInfo& mi = info_;
-  auto floats = [&](std::unique_ptr<Buffer>& b, int64_t n) -> Status {
-    SUANLI_ASSIGN_OR_RETURN(b, device_.alloc(static_cast<size_t>(n) * sizeof(float)));
-    return Status::Ok();
-  };
+  // One workspace per distinct device, in layer order (the load device
+  // when there are no layers).
+  std::vector<Device*> order;
+  for (Device* d : layer_dev_) {
+    if (std::find(order.begin(), order.end(), d) == order.end()) order.push_back(d);
+  }
+  if (order.empty()) order.push_back(&device_);
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    layers_[l].dev = static_cast<int>(std::find(order.begin(), order.end(), layer_dev_[l]) - order.begin());
+  }
   const int64_t wide = std::max({mi.n_embd, q_dim(mi)});
-  SUANLI_RETURN_IF_ERROR(floats(ws_->x, T * mi.n_embd));
-  SUANLI_RETURN_IF_ERROR(floats(ws_->h, T * wide));
-  SUANLI_RETURN_IF_ERROR(floats(ws_->qkv, T * (q_dim(mi) + 2 * kv_dim(mi))));
-  SUANLI_RETURN_IF_ERROR(floats(ws_->attn, T * q_dim(mi)));
-  SUANLI_RETURN_IF_ERROR(floats(ws_->ffn, 2 * T * mi.n_ff));
-  SUANLI_RETURN_IF_ERROR(floats(ws_->ids, T));
-  SUANLI_RETURN_IF_ERROR(floats(ws_->positions, T));
-  SUANLI_RETURN_IF_ERROR(floats(ws_->slots, T));
-  SUANLI_RETURN_IF_ERROR(floats(ws_->logits_in, T * mi.n_embd));
-  // Logits for every token of a full batch would be T x n_vocab floats;
-  // grow on demand instead (most steps want one row per sequence).
+  for (Device* d : order) {
+    DevWs& w = ws_->per_dev.emplace_back();
+    w.dev = d;
+    auto floats = [&](std::unique_ptr<Buffer>& b, int64_t n) -> Status {
+      SUANLI_ASSIGN_OR_RETURN(b, d->alloc(static_cast<size_t>(n) * sizeof(float)));
+      return Status::Ok();
+    };
+    SUANLI_RETURN_IF_ERROR(floats(w.x, T * mi.n_embd));
+    SUANLI_RETURN_IF_ERROR(floats(w.h, T * wide));
+    SUANLI_RETURN_IF_ERROR(floats(w.qkv, T * (q_dim(mi) + 2 * kv_dim(mi))));
+    SUANLI_RETURN_IF_ERROR(floats(w.attn, T * q_dim(mi)));
+    SUANLI_RETURN_IF_ERROR(floats(w.ffn, 2 * T * mi.n_ff));
+    SUANLI_RETURN_IF_ERROR(floats(w.ids, T));
+    SUANLI_RETURN_IF_ERROR(floats(w.positions, T));
+    SUANLI_RETURN_IF_ERROR(floats(w.slots, T));
+    SUANLI_RETURN_IF_ERROR(floats(w.logits_in, T * mi.n_embd));
+    // Logits for every token of a full batch would be T x n_vocab floats;
+    // grow on demand instead (most steps want one row per sequence).
+  }
   return Status::Ok();
 }
 
@@ -293,38 +355,45 @@ Status Model::forward(const Batch& batch, KvCache& kv, float* logits) {
   const ModelInfo& mi = info_;
   const int64_t T = static_cast<int64_t>(batch.tokens.size());
   const int64_t E = mi.n_embd, F = mi.n_ff, D = mi.head_dim;
-  Device& d = device_;
-  Workspace& w = *ws_;
+  Workspace& ws = *ws_;
   auto f32 = [](std::unique_ptr<Buffer>& b) { return static_cast<float*>(b->data()); };
   auto i32 = [](std::unique_ptr<Buffer>& b) { return static_cast<int32_t*>(b->data()); };
+  for (int64_t l = 0; l < mi.n_layer; ++l) {
+    if (kv.layer_device(l) != layer_dev_[l]) {
+      return InvalidArgument("the KV cache of layer " + std::to_string(l) + " is not on the layer's device");
+    }
+  }
 
-  // Batch metadata to the device: ids, positions, slots, block tables.
-  SUANLI_RETURN_IF_ERROR(d.upload(w.ids->data(), batch.tokens.data(), T * sizeof(int32_t)));
-  SUANLI_RETURN_IF_ERROR(d.upload(w.positions->data(), batch.positions.data(), T * sizeof(int32_t)));
-  SUANLI_RETURN_IF_ERROR(d.upload(w.slots->data(), batch.slots.data(), T * sizeof(int32_t)));
-  w.host_tables.clear();
+  // Batch metadata to every device: ids, positions, slots, block tables.
+  ws.host_tables.clear();
   for (const Batch::Seq& s : batch.seqs) {
-    w.host_tables.insert(w.host_tables.end(), s.block_table.begin(), s.block_table.end());
+    ws.host_tables.insert(ws.host_tables.end(), s.block_table.begin(), s.block_table.end());
   }
-  const size_t table_bytes = std::max<size_t>(1, w.host_tables.size()) * sizeof(int32_t);
-  if (!w.block_tables || w.block_tables->size() < table_bytes) {
-    SUANLI_ASSIGN_OR_RETURN(w.block_tables, d.alloc(table_bytes * 2));
-  }
-  if (!w.host_tables.empty()) {
-    SUANLI_RETURN_IF_ERROR(
-        d.upload(w.block_tables->data(), w.host_tables.data(), w.host_tables.size() * sizeof(int32_t)));
-  }
-  w.seqs.clear();
-  size_t table_off = 0;
-  for (const Batch::Seq& s : batch.seqs) {
-    SeqSlice sl;
-    sl.first_token = s.first_token;
-    sl.n_tokens = s.n_tokens;
-    sl.n_past = s.n_past;
-    sl.block_table = i32(w.block_tables) + table_off;
-    sl.n_blocks = static_cast<int32_t>(s.block_table.size());
-    table_off += s.block_table.size();
-    w.seqs.push_back(sl);
+  const size_t table_bytes = std::max<size_t>(1, ws.host_tables.size()) * sizeof(int32_t);
+  for (DevWs& w : ws.per_dev) {
+    Device& d = *w.dev;
+    SUANLI_RETURN_IF_ERROR(d.upload(w.ids->data(), batch.tokens.data(), T * sizeof(int32_t)));
+    SUANLI_RETURN_IF_ERROR(d.upload(w.positions->data(), batch.positions.data(), T * sizeof(int32_t)));
+    SUANLI_RETURN_IF_ERROR(d.upload(w.slots->data(), batch.slots.data(), T * sizeof(int32_t)));
+    if (!w.block_tables || w.block_tables->size() < table_bytes) {
+      SUANLI_ASSIGN_OR_RETURN(w.block_tables, d.alloc(table_bytes * 2));
+    }
+    if (!ws.host_tables.empty()) {
+      SUANLI_RETURN_IF_ERROR(
+          d.upload(w.block_tables->data(), ws.host_tables.data(), ws.host_tables.size() * sizeof(int32_t)));
+    }
+    w.seqs.clear();
+    size_t table_off = 0;
+    for (const Batch::Seq& s : batch.seqs) {
+      SeqSlice sl;
+      sl.first_token = s.first_token;
+      sl.n_tokens = s.n_tokens;
+      sl.n_past = s.n_past;
+      sl.block_table = i32(w.block_tables) + table_off;
+      sl.n_blocks = static_cast<int32_t>(s.block_table.size());
+      table_off += s.block_table.size();
+      w.seqs.push_back(sl);
+    }
   }
 
   RopeParams rope;
@@ -334,24 +403,35 @@ Status Model::forward(const Batch& batch, KvCache& kv, float* logits) {
   rope.freq_scale = mi.rope_scaling_type == "linear" && mi.rope_scaling_factor > 0
                         ? static_cast<float>(1.0 / mi.rope_scaling_factor)
                         : 1.0f;
-  rope.freq_factors = rope_freqs_;
   const float eps = static_cast<float>(mi.rms_norm_eps);
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
 
-  float* x = f32(w.x);
-  float* h = f32(w.h);
-  // q, k, v one after another (as a stacked q/k/v matmul writes them); so
-  // are the gate and up projections.
-  float* q = f32(w.qkv);
-  float* k = q + T * q_dim(mi);
-  float* v = k + T * kv_dim(mi);
-  float* attn = f32(w.attn);
-  float* fa = f32(w.ffn);
-  float* fb = fa + T * F;
-
-  d.embed(token_embd_, i32(w.ids), T, x);  // x: [T][E]
+  // The hidden state x lives on the current device; it moves (through host
+  // memory) where consecutive layers sit on different devices.
+  DevWs* cur = &ws.per_dev[layers_.empty() ? 0 : layers_[0].dev];
+  cur->dev->embed(token_embd_, i32(cur->ids), T, f32(cur->x));  // x: [T][E]
   for (int64_t l = 0; l < mi.n_layer; ++l) {
     const Layer& L = layers_[l];
+    DevWs& w = ws.per_dev[L.dev];
+    if (&w != cur) {
+      ws.host_x.resize(static_cast<size_t>(T * E));
+      SUANLI_RETURN_IF_ERROR(cur->dev->synchronize());
+      SUANLI_RETURN_IF_ERROR(cur->dev->download(ws.host_x.data(), cur->x->data(), T * E * sizeof(float)));
+      SUANLI_RETURN_IF_ERROR(w.dev->upload(w.x->data(), ws.host_x.data(), T * E * sizeof(float)));
+      cur = &w;
+    }
+    Device& d = *w.dev;
+    float* x = f32(w.x);
+    float* h = f32(w.h);
+    // q, k, v one after another (as a stacked q/k/v matmul writes them); so
+    // are the gate and up projections.
+    float* q = f32(w.qkv);
+    float* k = q + T * q_dim(mi);
+    float* v = k + T * kv_dim(mi);
+    float* attn = f32(w.attn);
+    float* fa = f32(w.ffn);
+    float* fb = fa + T * F;
+    rope.freq_factors = L.rope_freqs;
     const KvLayerView kvl = kv.layer(l);
     // Attention block.
     d.rms_norm(x, L.attn_norm, T, E, eps, h);
@@ -385,21 +465,23 @@ Status Model::forward(const Batch& batch, KvCache& kv, float* logits) {
     d.add(x, h, T * E, x);
   }
 
-  // Logits only for the rows asked for.
+  // Logits only for the rows asked for, on the last layer's device.
+  Device& d = *cur->dev;
   const int64_t R = static_cast<int64_t>(batch.logits_for.size());
   if (R == 0) return d.synchronize();
-  float* rows = f32(w.logits_in);
+  float* x = f32(cur->x);
+  float* rows = f32(cur->logits_in);
   for (int64_t r = 0; r < R; ++r) {
     d.convert(x + static_cast<int64_t>(batch.logits_for[r]) * E, GgmlType::kF32, rows + r * E, GgmlType::kF32, E);
   }
   d.rms_norm(rows, output_norm_, R, E, eps, rows);
-  if (w.max_logits_rows < R) {
-    SUANLI_ASSIGN_OR_RETURN(w.logits, d.alloc(static_cast<size_t>(R) * mi.n_vocab * sizeof(float)));
-    w.max_logits_rows = R;
+  if (cur->max_logits_rows < R) {
+    SUANLI_ASSIGN_OR_RETURN(cur->logits, d.alloc(static_cast<size_t>(R) * mi.n_vocab * sizeof(float)));
+    cur->max_logits_rows = R;
   }
-  d.matmul(rows, R, output_, nullptr, f32(w.logits));
+  d.matmul(rows, R, output_, nullptr, f32(cur->logits));
   SUANLI_RETURN_IF_ERROR(d.synchronize());
-  return d.download(logits, w.logits->data(), static_cast<size_t>(R) * mi.n_vocab * sizeof(float));
+  return d.download(logits, cur->logits->data(), static_cast<size_t>(R) * mi.n_vocab * sizeof(float));
 }
 
 }  // namespace suanli
