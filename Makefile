@@ -64,7 +64,7 @@ build-cuda:
 	  cmake --preset cuda -DCMAKE_CUDA_ARCHITECTURES="$(CUDA_ARCHS)" >/dev/null && \
 	  cmake --build --preset cuda -j $(JOBS) --target suanli suanli_conformance && \
 	  build/cuda/suanli devices --json >/dev/null && \
-	  build/cuda/tests/suanli_conformance --gtest_filter='Gpu.*' --gtest_brief=1; \
+	  build/cuda/tests/suanli_conformance --gtest_filter='Gpu*' --gtest_brief=1; \
 	else echo "build-cuda: no CUDA toolkit (nvcc), skipped"; fi
 
 build-hip:
