@@ -40,7 +40,19 @@ struct RowKernels {
   //   acc[i][:] += p[i * ldp + r] * v[r][:], r in order
   void (*accumulate_f16)(const float* p, int64_t ldp, int nq, const uint16_t* const* v, const int64_t* lim,
                          int64_t d, float* acc);
+  // sc[i] = exp(sc[i] - m) for i < n; returns their sum (a fixed order per
+  // kernel set).
+  float (*softmax_exp)(float* sc, int64_t n, float m);
 };
+
+float softmax_exp_portable(float* sc, int64_t n, float m) {
+  float sum = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    sc[i] = std::exp(sc[i] - m);
+    sum += sc[i];
+  }
+  return sum;
+}
 
 void f16_to_f32_portable(const uint16_t* src, float* dst, int64_t n) {
   for (int64_t i = 0; i < n; ++i) dst[i] = quant::fp16_to_fp32(src[i]);
@@ -130,6 +142,43 @@ SUANLI_AVX512_TARGET inline float tree_sum16(__m512 a) {
   const __m128 p = _mm_add_ps(q, _mm_movehl_ps(q, q));                                      // l += l+2
   return _mm_cvtss_f32(_mm_add_ss(p, _mm_movehdup_ps(p)));                                  // l += l+1
 }
+// exp(x) for x <= 0 (softmax after subtracting the max): x = n ln2 + r,
+// |r| <= ln2/2, exp(r) by a degree-6 polynomial (relative error ~2e-7,
+// about 2 ulp), times 2^n; below -87.3 the result is 0.
+SUANLI_AVX512_TARGET inline __m512 exp_neg16(__m512 x) {
+  const __m512 log2e = _mm512_set1_ps(1.44269504088896341f);
+  const __m512 ln2_hi = _mm512_set1_ps(0.693359375f), ln2_lo = _mm512_set1_ps(-2.12194440e-4f);
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, log2e), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, ln2_hi, x);
+  r = _mm512_fnmadd_ps(n, ln2_lo, r);
+  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+  p = _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+  const __m512 e = _mm512_scalef_ps(p, n);
+  return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.3f), _CMP_GE_OQ), e);
+}
+// Sum: 16 lane partial sums (lane = i mod 16, in order), then the tree.
+SUANLI_AVX512_TARGET float softmax_exp_avx512(float* sc, int64_t n, float m) {
+  const __m512 vm = _mm512_set1_ps(m);
+  __m512 sum = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512 e = exp_neg16(_mm512_sub_ps(_mm512_loadu_ps(sc + i), vm));
+    _mm512_storeu_ps(sc + i, e);
+    sum = _mm512_add_ps(sum, e);
+  }
+  if (i < n) {
+    const __mmask16 k = static_cast<__mmask16>((1u << (n - i)) - 1);
+    const __m512 e = _mm512_maskz_mov_ps(k, exp_neg16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, sc + i), vm)));
+    _mm512_mask_storeu_ps(sc + i, k, e);
+    sum = _mm512_add_ps(sum, e);
+  }
+  return tree_sum16(sum);
+}
 SUANLI_AVX512_TARGET void dots_f16_avx512(const float* const* q, int nq, const uint16_t* const* k, const int64_t* lim,
                                           int64_t d, float scale, float* out, int64_t ldo) {
   const int64_t nv = d / 16;
@@ -177,16 +226,18 @@ const RowKernels& row_kernels() {
 #if defined(__x86_64__)
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx2") && cpu_has_f16c() && __builtin_cpu_supports("fma")) {
-      RowKernels k{f16_to_f32_x86, f32_to_f16_x86, dots_x86, accumulate_x86, nullptr, nullptr};
+      RowKernels k{f16_to_f32_x86, f32_to_f16_x86, dots_x86, accumulate_x86, nullptr, nullptr, softmax_exp_portable};
       if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw")) {
         k.dots_f16 = dots_f16_avx512;
         k.accumulate_f16 = accumulate_f16_avx512;
+        k.softmax_exp = softmax_exp_avx512;
       }
       return k;
     }
 #endif
-    return RowKernels{f16_to_f32_portable, f32_to_f16_portable, dots_portable, accumulate_portable, nullptr, nullptr};
+    return RowKernels{f16_to_f32_portable, f32_to_f16_portable, dots_portable, accumulate_portable,
+                      nullptr,             nullptr,             softmax_exp_portable};
   }();
   return kernels;
 }
@@ -388,12 +439,7 @@ void attention(ThreadPool& pool, Workspace& /*ws*/, const float* q, int64_t n_to
         const int64_t nk = n_keys_of(qi);
         float m = -INFINITY;
         for (int64_t key = 0; key < nk; ++key) m = std::max(m, sc[key]);
-        float sum = 0;
-        for (int64_t key = 0; key < nk; ++key) {
-          sc[key] = std::exp(sc[key] - m);
-          sum += sc[key];
-        }
-        denom[qi] = sum;
+        denom[qi] = rk.softmax_exp(sc, nk, m);
       }
       // Weighted values.
       std::fill(acc, acc + nq * d, 0.0f);
