@@ -48,6 +48,10 @@ class CpuDevice final : public Device {
   cpu::Workspace ws_;
   DeviceCaps caps_;
   bool packing_ = true;
+  // Huge-page chunks that prepared weights are carved from (see .cc).
+  Expected<std::unique_ptr<Buffer>> arena_alloc(size_t bytes);
+  std::shared_ptr<void> arena_;
+  size_t arena_used_ = 0, arena_size_ = 0;
 };
 
 }  // namespace suanli

@@ -86,6 +86,10 @@ inline __m256i nibbles32(const uint8_t* qs) {
 #define SUANLI_PREFETCH_BYTES 4096
 #endif
 constexpr int kPrefetchBytes = SUANLI_PREFETCH_BYTES;
+#ifndef SUANLI_PK_PREFETCH
+#define SUANLI_PK_PREFETCH 1
+#endif
+constexpr bool kPkPrefetch = SUANLI_PK_PREFETCH;
 
 // Codes of a pair of 4-bit blocks in element order [b0 0..31 | b1 0..31],
 // from their 16-byte nibble arrays (element j low, j + 16 high).
@@ -509,7 +513,7 @@ void pk_tile_t(const uint8_t* grp, int64_t nb, const uint8_t* act, size_t as, co
   const __m512i m4 = _mm512_set1_epi8(0x0f);
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* rec = grp + b * kRec;
-    if constexpr (NT <= 2) {
+    if constexpr (NT <= 2 && kPkPrefetch) {
       for (size_t off = 0; off < kRec; off += 64) {
         _mm_prefetch(reinterpret_cast<const char*>(rec) + kPrefetchBytes + off, _MM_HINT_T0);
       }
