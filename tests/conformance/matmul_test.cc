@@ -144,11 +144,17 @@ TEST(Matmul, float_row_converters_match_portable_for_mxfp8) {
 // matches the reference on the original matrix, is laid out [T][rows] part
 // after part, and is batch and thread invariant.
 TEST(Matmul, prepared_and_stacked_weights_match_reference) {
+  IsaGuard guard;
   auto devs2 = devices_under_test(2);
   auto devs1 = devices_under_test(1);
   for (size_t d = 0; d < devs2.size(); ++d) {
     Device& dev = *devs2[d];
     int prepared = 0;
+    for (std::string_view isa : isas_to_test(dev)) {
+      if (!isa.empty()) {
+        ASSERT_TRUE(cpu::mm::select_isa(isa));
+      }
+      SCOPED_TRACE("kernels=" + std::string(isa));
     for (GgmlType type : {GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ8_0, GgmlType::kF16}) {
       for (int64_t k : {32, 576, 608}) {
         Seeded s;
@@ -203,9 +209,47 @@ TEST(Matmul, prepared_and_stacked_weights_match_reference) {
         }
       }
     }
+    }
     if (dev.kind() == DeviceKind::kCpu && cpu::mm::available_isas().front() == "avx512vnni") {
       EXPECT_GT(prepared, 0) << "the AVX-512 CPU device packs Q4_0 / Q4_1 / Q8_0";
     }
+  }
+}
+
+// The packed kernels of every CPU kernel set that has them (AVX-512 VNNI,
+// AVX2) give the same bits: integer sums are exact and the float steps per
+// (row, token) are the same.
+TEST(Matmul, packed_kernels_agree_across_instruction_sets) {
+  IsaGuard guard;
+  auto devs = devices_under_test(2);
+  Device& cpu = *devs[0];
+  ASSERT_EQ(cpu.kind(), DeviceKind::kCpu);
+  Seeded s;
+  SCOPED_TRACE(s.trace());
+  for (GgmlType type : {GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ8_0}) {
+    SCOPED_TRACE(ggml_type_name(type));
+    const int64_t k = 608, n = 48, t_count = 11;
+    Weights w = make_weights(s, type, n, k);
+    const std::vector<float> x = s.normal(static_cast<size_t>(t_count * k));
+    std::vector<float> first;
+    std::string first_isa;
+    int sets = 0;
+    for (std::string_view isa : cpu::mm::available_isas()) {
+      ASSERT_TRUE(cpu::mm::select_isa(isa));
+      Expected<PreparedWeight> p = cpu.prepare_weights({w.view});
+      ASSERT_TRUE(p.has_value());
+      if (p->view.layout == 0) continue;  // this set has no packed kernels
+      ++sets;
+      std::vector<float> got(static_cast<size_t>(t_count * n));
+      cpu.matmul(x.data(), t_count, p->view, nullptr, got.data());
+      if (first.empty()) {
+        first = got;
+        first_isa = isa;
+      } else {
+        EXPECT_TRUE(bit_equal(first.data(), got.data(), got.size())) << isa << " vs " << first_isa;
+      }
+    }
+    if (sets < 2) std::printf("note: only %d kernel set(s) with packed kernels here\n", sets);
   }
 }
 

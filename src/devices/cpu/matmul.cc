@@ -15,6 +15,7 @@
 // code readable and the build flags explicit. The rest of the project is
 // built for baseline x86-64, so the binary runs on any x86-64.
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <string_view>
 
@@ -90,8 +91,18 @@ KernelTable complete(const KernelTable& t) {
   return r;
 }
 
+// The best set, or the one SUANLI_CPU_ISA names (avx512vnni, avx2,
+// portable) when this machine can run it: for benchmarks of each set.
 KernelTable& active() {
-  static KernelTable table = complete(*runnable_tables().front());
+  static KernelTable table = [] {
+    const std::vector<const KernelTable*> tables = runnable_tables();
+    if (const char* want = std::getenv("SUANLI_CPU_ISA")) {
+      for (const KernelTable* t : tables) {
+        if (std::string_view(want) == t->name) return complete(*t);
+      }
+    }
+    return complete(*tables.front());
+  }();
   return table;
 }
 
