@@ -227,7 +227,7 @@ void matmul_packed(ThreadPool& pool, Workspace& ws, const float* x, int64_t T, c
   auto convert_tokens = [&](int64_t b, int64_t e) {
     for (int64_t t = b; t < e; ++t) kt->pk_quantize_act(x + t * K, K, act + t * as);
   };
-  if (T * K <= (int64_t{1} << 16)) {
+  if (T < 4) {
     convert_tokens(0, T);
   } else {
     pool.parallel_for(T, 1, convert_tokens);
@@ -292,7 +292,7 @@ void matmul(ThreadPool& pool, Workspace& ws, const float* x, int64_t n_tokens, c
   };
   // Decode-sized batches take microseconds to convert: do it here rather
   // than pay a second thread-pool dispatch per matmul.
-  if (T * K <= (int64_t{1} << 16)) {
+  if (T < 4) {
     convert_tokens(0, T);
   } else {
     pool.parallel_for(T, 1, convert_tokens);
