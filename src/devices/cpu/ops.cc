@@ -5,6 +5,7 @@
 // batch and of the thread count (batch invariance).
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 
 #include "core/quant/quant.h"
@@ -199,16 +200,57 @@ SUANLI_AVX512_TARGET float softmax_exp_avx512(float* sc, int64_t n, float m) {
   }
   return tree_sum16(sum);
 }
+// tree_sum16 of four vectors at once, times scale: the same additions in
+// the same pairs (l + l+8, + l+4, + l+2, + l+1), lanes 0, 4, 8, 12 of the
+// result hold keys 0..3.
+SUANLI_AVX512_TARGET inline __m512 tree_sum16_x4(__m512 a0, __m512 a1, __m512 a2, __m512 a3) {
+  const __m512 h01 = _mm512_add_ps(_mm512_shuffle_f32x4(a0, a1, _MM_SHUFFLE(1, 0, 1, 0)),
+                                   _mm512_shuffle_f32x4(a0, a1, _MM_SHUFFLE(3, 2, 3, 2)));
+  const __m512 h23 = _mm512_add_ps(_mm512_shuffle_f32x4(a2, a3, _MM_SHUFFLE(1, 0, 1, 0)),
+                                   _mm512_shuffle_f32x4(a2, a3, _MM_SHUFFLE(3, 2, 3, 2)));
+  const __m512 q = _mm512_add_ps(_mm512_shuffle_f32x4(h01, h23, _MM_SHUFFLE(2, 0, 2, 0)),
+                                 _mm512_shuffle_f32x4(h01, h23, _MM_SHUFFLE(3, 1, 3, 1)));
+  const __m512 p = _mm512_add_ps(q, _mm512_shuffle_ps(q, q, _MM_SHUFFLE(3, 2, 3, 2)));
+  return _mm512_add_ps(p, _mm512_shuffle_ps(p, p, _MM_SHUFFLE(1, 1, 1, 1)));
+}
+SUANLI_AVX512_TARGET inline __m512 load_f16x16(const uint16_t* p) {
+  return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+}
 SUANLI_AVX512_TARGET void dots_f16_avx512(const float* const* q, int nq, const uint16_t* const* k, const int64_t* lim,
                                           int64_t d, float scale, float* out, int64_t ldo) {
   const int64_t nv = d / 16;
-  int64_t nk = 0;
-  for (int i = 0; i < nq; ++i) nk = std::max(nk, lim[i]);
-  for (int64_t r = 0; r < nk; ++r) {
-    __m512 kr[8];
-    for (int64_t c = 0; c < nv; ++c) {
-      kr[c] = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(k[r] + 16 * c)));
+  int64_t nk = 0, nk_all = INT64_MAX;
+  for (int i = 0; i < nq; ++i) {
+    nk = std::max(nk, lim[i]);
+    nk_all = std::min(nk_all, lim[i]);
+  }
+  int64_t r = 0;
+  // Four keys at a time while every query sees all four (d <= 64 keeps
+  // the four rows in registers).
+  if (nv <= 4) {
+    const __m512 vs = _mm512_set1_ps(scale);
+    const __m512i pick = _mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    for (; r + 4 <= nk_all; r += 4) {
+      __m512 kr[4][4];
+      for (int j = 0; j < 4; ++j) {
+        for (int64_t c = 0; c < nv; ++c) kr[j][c] = load_f16x16(k[r + j] + 16 * c);
+      }
+      if (r + 4 < nk) _mm_prefetch(reinterpret_cast<const char*>(k[r + 4]), _MM_HINT_T0);
+      for (int i = 0; i < nq; ++i) {
+        __m512 a[4];
+        for (int j = 0; j < 4; ++j) a[j] = _mm512_setzero_ps();
+        for (int64_t c = 0; c < nv; ++c) {
+          const __m512 qc = _mm512_loadu_ps(q[i] + 16 * c);
+          for (int j = 0; j < 4; ++j) a[j] = _mm512_fmadd_ps(qc, kr[j][c], a[j]);
+        }
+        const __m512 t = _mm512_mul_ps(tree_sum16_x4(a[0], a[1], a[2], a[3]), vs);
+        _mm_storeu_ps(out + i * ldo + r, _mm512_castps512_ps128(_mm512_permutexvar_ps(pick, t)));
+      }
     }
+  }
+  for (; r < nk; ++r) {
+    __m512 kr[8];
+    for (int64_t c = 0; c < nv; ++c) kr[c] = load_f16x16(k[r] + 16 * c);
     if (r + 1 < nk) _mm_prefetch(reinterpret_cast<const char*>(k[r + 1]), _MM_HINT_T0);
     for (int i = 0; i < nq; ++i) {
       if (r >= lim[i]) continue;
@@ -218,16 +260,49 @@ SUANLI_AVX512_TARGET void dots_f16_avx512(const float* const* q, int nq, const u
     }
   }
 }
+// Accumulators of NQ queries x NV vectors held in registers over all keys.
+template <int NQ, int NV>
+SUANLI_AVX512_TARGET void accumulate_f16_regs(const float* p, int64_t ldp, const uint16_t* const* v, const int64_t* lim,
+                                              float* acc) {
+  constexpr int64_t d = NV * 16;
+  __m512 a[NQ][NV];
+  int64_t nk = 0;
+  for (int i = 0; i < NQ; ++i) {
+    nk = std::max(nk, lim[i]);
+    for (int c = 0; c < NV; ++c) a[i][c] = _mm512_loadu_ps(acc + i * d + 16 * c);
+  }
+  for (int64_t r = 0; r < nk; ++r) {
+    __m512 vr[NV];
+    for (int c = 0; c < NV; ++c) vr[c] = load_f16x16(v[r] + 16 * c);
+    if (r + 1 < nk) _mm_prefetch(reinterpret_cast<const char*>(v[r + 1]), _MM_HINT_T0);
+    for (int i = 0; i < NQ; ++i) {
+      if (r >= lim[i]) continue;
+      const __m512 pr = _mm512_set1_ps(p[i * ldp + r]);
+      for (int c = 0; c < NV; ++c) a[i][c] = _mm512_fmadd_ps(pr, vr[c], a[i][c]);
+    }
+  }
+  for (int i = 0; i < NQ; ++i) {
+    for (int c = 0; c < NV; ++c) _mm512_storeu_ps(acc + i * d + 16 * c, a[i][c]);
+  }
+}
 SUANLI_AVX512_TARGET void accumulate_f16_avx512(const float* p, int64_t ldp, int nq, const uint16_t* const* v,
                                                 const int64_t* lim, int64_t d, float* acc) {
   const int64_t nv = d / 16;
+  // Register-resident accumulators for decode-sized groups (the same fma
+  // per element per key, in key order, as the loop below).
+  if (nv == 4 && nq <= 3) {
+    switch (nq) {
+      case 1: return accumulate_f16_regs<1, 4>(p, ldp, v, lim, acc);
+      case 2: return accumulate_f16_regs<2, 4>(p, ldp, v, lim, acc);
+      case 3: return accumulate_f16_regs<3, 4>(p, ldp, v, lim, acc);
+    }
+  }
+  if (nv == 8 && nq == 1) return accumulate_f16_regs<1, 8>(p, ldp, v, lim, acc);
   int64_t nk = 0;
   for (int i = 0; i < nq; ++i) nk = std::max(nk, lim[i]);
   for (int64_t r = 0; r < nk; ++r) {
     __m512 vr[8];
-    for (int64_t c = 0; c < nv; ++c) {
-      vr[c] = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(v[r] + 16 * c)));
-    }
+    for (int64_t c = 0; c < nv; ++c) vr[c] = load_f16x16(v[r] + 16 * c);
     if (r + 1 < nk) _mm_prefetch(reinterpret_cast<const char*>(v[r + 1]), _MM_HINT_T0);
     for (int i = 0; i < nq; ++i) {
       if (r >= lim[i]) continue;
