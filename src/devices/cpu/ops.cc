@@ -290,14 +290,31 @@ SUANLI_AVX512_TARGET void accumulate_f16_avx512(const float* p, int64_t ldp, int
   const int64_t nv = d / 16;
   // Register-resident accumulators for decode-sized groups (the same fma
   // per element per key, in key order, as the loop below).
-  if (nv == 4 && nq <= 3) {
-    switch (nq) {
-      case 1: return accumulate_f16_regs<1, 4>(p, ldp, v, lim, acc);
-      case 2: return accumulate_f16_regs<2, 4>(p, ldp, v, lim, acc);
-      case 3: return accumulate_f16_regs<3, 4>(p, ldp, v, lim, acc);
+  // Prefill-sized groups go through it three (two) queries at a time:
+  // converting a value row once per three queries costs less than loading
+  // and storing every query's accumulators per key.
+  if (nv == 4) {
+    for (int i = 0; i < nq; i += 3) {
+      const float* pi = p + i * ldp;
+      float* ai = acc + i * d;
+      switch (std::min(3, nq - i)) {
+        case 1: accumulate_f16_regs<1, 4>(pi, ldp, v, lim + i, ai); break;
+        case 2: accumulate_f16_regs<2, 4>(pi, ldp, v, lim + i, ai); break;
+        default: accumulate_f16_regs<3, 4>(pi, ldp, v, lim + i, ai); break;
+      }
     }
+    return;
   }
-  if (nv == 8 && nq == 1) return accumulate_f16_regs<1, 8>(p, ldp, v, lim, acc);
+  if (nv == 8) {
+    for (int i = 0; i < nq; i += 2) {
+      if (nq - i == 1) {
+        accumulate_f16_regs<1, 8>(p + i * ldp, ldp, v, lim + i, acc + i * d);
+      } else {
+        accumulate_f16_regs<2, 8>(p + i * ldp, ldp, v, lim + i, acc + i * d);
+      }
+    }
+    return;
+  }
   int64_t nk = 0;
   for (int i = 0; i < nq; ++i) nk = std::max(nk, lim[i]);
   for (int64_t r = 0; r < nk; ++r) {
