@@ -155,8 +155,8 @@ TEST(Matmul, prepared_and_stacked_weights_match_reference) {
         ASSERT_TRUE(cpu::mm::select_isa(isa));
       }
       SCOPED_TRACE("kernels=" + std::string(isa));
-    for (GgmlType type : {GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ8_0, GgmlType::kF16}) {
-      for (int64_t k : {32, 576, 608}) {
+    for (GgmlType type : {GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ8_0, GgmlType::kQ4_K, GgmlType::kF16}) {
+      for (int64_t k : traits(type).block_size == 256 ? std::vector<int64_t>{256, 768} : std::vector<int64_t>{32, 576, 608}) {
         Seeded s;
         SCOPED_TRACE(dev.name() + " " + s.trace() + " " + std::string(ggml_type_name(type)) + " K=" + std::to_string(k));
         const std::vector<int64_t> rows = {48, 16, 32};
@@ -226,9 +226,9 @@ TEST(Matmul, packed_kernels_agree_across_instruction_sets) {
   ASSERT_EQ(cpu.kind(), DeviceKind::kCpu);
   Seeded s;
   SCOPED_TRACE(s.trace());
-  for (GgmlType type : {GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ8_0}) {
+  for (GgmlType type : {GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ8_0, GgmlType::kQ4_K}) {
     SCOPED_TRACE(ggml_type_name(type));
-    const int64_t k = 608, n = 48, t_count = 11;
+    const int64_t k = traits(type).block_size == 256 ? 512 : 608, n = 48, t_count = 11;
     Weights w = make_weights(s, type, n, k);
     const std::vector<float> x = s.normal(static_cast<size_t>(t_count * k));
     std::vector<float> first;

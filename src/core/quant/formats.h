@@ -23,6 +23,9 @@ inline void store_fp16(uint8_t* p, float f) {
 // The float an fp16 field will hold once written.
 inline float round_to_fp16(float f) { return fp16_to_fp32(fp32_to_fp16(f)); }
 
+// Q4_K / Q5_K: sub-block j's 6-bit scale and min from the 12 packed bytes.
+void get_scale_min_k4(const uint8_t* scales, int j, int* sc, int* m);
+
 using DequantizeFn = void (*)(const uint8_t* src, float* dst, int64_t n);
 using QuantizeFn = void (*)(const float* src, uint8_t* dst, int64_t n);
 

@@ -37,16 +37,6 @@ namespace {
 
 constexpr int kQK = 256;
 
-void get_scale_min_k4(const uint8_t* scales, int j, int* sc, int* m) {
-  if (j < 4) {
-    *sc = scales[j] & 63;
-    *m = scales[j + 4] & 63;
-  } else {
-    *sc = (scales[j + 4] & 0x0f) | ((scales[j - 4] >> 6) << 4);
-    *m = (scales[j + 4] >> 4) | ((scales[j] >> 6) << 4);
-  }
-}
-
 void set_scale_min_k4(const uint8_t* sc, const uint8_t* m, uint8_t* scales) {
   for (int j = 0; j < 4; ++j) {
     scales[j] = static_cast<uint8_t>((sc[j] & 63) | ((sc[j + 4] >> 4) << 6));
@@ -257,6 +247,16 @@ void quantize_q6_k(const float* src, uint8_t* dst, int64_t n) {
       ql[(e / 128) * 64 + 32 * (k % 2) + e % 32] |= static_cast<uint8_t>((q & 0x0f) << (4 * (k / 2)));
       qh[half_byte(e)] |= static_cast<uint8_t>((q >> 4) << (2 * k));
     }
+  }
+}
+
+void get_scale_min_k4(const uint8_t* scales, int j, int* sc, int* m) {
+  if (j < 4) {
+    *sc = scales[j] & 63;
+    *m = scales[j + 4] & 63;
+  } else {
+    *sc = (scales[j + 4] & 0x0f) | ((scales[j - 4] >> 6) << 4);
+    *m = (scales[j + 4] >> 4) | ((scales[j] >> 6) << 4);
   }
 }
 

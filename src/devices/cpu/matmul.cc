@@ -168,8 +168,8 @@ size_t packed_bytes(const std::vector<WeightView>& parts) {
   using namespace mm;
   if (parts.empty() || parts.size() > static_cast<size_t>(kMaxWeightParts) || !pk_table()) return 0;
   const WeightView& w0 = parts[0];
-  const size_t rec = pk_record_bytes(w0.type);
-  if (rec == 0 || w0.n_cols <= 0 || w0.n_cols % 32 != 0) return 0;
+  const size_t group = w0.n_cols > 0 ? pk_group_bytes(w0.type, w0.n_cols) : 0;
+  if (group == 0) return 0;
   int64_t rows = 0;
   for (const WeightView& w : parts) {
     if (w.layout != 0 || w.type != w0.type || w.n_cols != w0.n_cols || w.n_rows <= 0 || w.n_rows % kPkRows != 0) {
@@ -177,14 +177,14 @@ size_t packed_bytes(const std::vector<WeightView>& parts) {
     }
     rows += w.n_rows;
   }
-  return static_cast<size_t>(rows / kPkRows) * static_cast<size_t>(w0.n_cols / 32) * rec;
+  return static_cast<size_t>(rows / kPkRows) * group;
 }
 
 WeightView pack_weights(ThreadPool& pool, const std::vector<WeightView>& parts, void* dst) {
   using namespace mm;
   const WeightView& w0 = parts[0];
-  const int64_t K = w0.n_cols, nb = K / 32;
-  const size_t group_bytes = static_cast<size_t>(nb) * pk_record_bytes(w0.type);
+  const int64_t K = w0.n_cols;
+  const size_t group_bytes = pk_group_bytes(w0.type, K);
   WeightView v;
   v.data = dst;
   v.type = w0.type;

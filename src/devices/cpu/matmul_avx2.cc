@@ -99,6 +99,7 @@ void pk_tile_t(const uint8_t* grp, int64_t nb, const uint8_t* act, size_t as, co
                int64_t ldo) {
   constexpr bool kQ8 = F == GgmlType::kQ8_0;
   constexpr bool kMin = F == GgmlType::kQ4_1;
+  constexpr bool kK = F == GgmlType::kQ4_K;
   constexpr size_t kCodes = kQ8 ? 512 : 256;
   constexpr size_t kRec = kCodes + (kMin ? 64 : 32);
   const int64_t k = nb * 32;
@@ -109,7 +110,7 @@ void pk_tile_t(const uint8_t* grp, int64_t nb, const uint8_t* act, size_t as, co
     __m256 acc[NT];
     for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; ++b) {
-      const uint8_t* rec = grp + b * kRec;
+      const uint8_t* rec = kK ? grp + (b / 8) * kPkQ4KSuper + kPkQ4KHeader + (b % 8) * kRec : grp + b * kRec;
       __m256i v[8];
       if constexpr (kQ8) {
         for (int j = 0; j < 8; ++j) {
@@ -123,10 +124,21 @@ void pk_tile_t(const uint8_t* grp, int64_t nb, const uint8_t* act, size_t as, co
           v[j + 4] = _mm256_and_si256(_mm256_srli_epi16(p, 4), m4);
         }
       }
-      const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rec + kCodes + 16 * half)));
-      __m256 mn = _mm256_setzero_ps();
-      if constexpr (kMin) {
-        mn = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rec + kCodes + 32 + 16 * half)));
+      __m256 d, mn = _mm256_setzero_ps();
+      if constexpr (kK) {
+        const uint8_t* hdr = grp + (b / 8) * kPkQ4KSuper;
+        auto u8f = [](const uint8_t* p) {
+          return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+        };
+        d = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(hdr + 16 * half))),
+                          u8f(rec + 256 + 8 * half));
+        mn = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(hdr + 32 + 16 * half))),
+                           u8f(rec + 256 + 16 + 8 * half));
+      } else {
+        d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rec + kCodes + 16 * half)));
+        if constexpr (kMin) {
+          mn = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rec + kCodes + 32 + 16 * half)));
+        }
       }
       for (int t = 0; t < NT; ++t) {
         const uint8_t* a = act + t * as;
@@ -142,6 +154,7 @@ void pk_tile_t(const uint8_t* grp, int64_t nb, const uint8_t* act, size_t as, co
         }
         acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is), _mm256_mul_ps(d, _mm256_set1_ps(da[b])), acc[t]);
         if constexpr (kMin) acc[t] = _mm256_fmadd_ps(mn, _mm256_set1_ps(da[nb + b]), acc[t]);
+        if constexpr (kK) acc[t] = _mm256_fnmadd_ps(mn, _mm256_set1_ps(da[nb + b]), acc[t]);
       }
     }
     const __m256 bv = bias ? _mm256_loadu_ps(bias + 8 * half) : _mm256_setzero_ps();
@@ -163,6 +176,7 @@ void pk_tile(GgmlType type, const uint8_t* grp, int64_t nb, const uint8_t* act, 
     case GgmlType::kQ4_0: return kPk<GgmlType::kQ4_0>[i](grp, nb, act, as, bias, out, ldo);
     case GgmlType::kQ4_1: return kPk<GgmlType::kQ4_1>[i](grp, nb, act, as, bias, out, ldo);
     case GgmlType::kQ8_0: return kPk<GgmlType::kQ8_0>[i](grp, nb, act, as, bias, out, ldo);
+    case GgmlType::kQ4_K: return kPk<GgmlType::kQ4_K>[i](grp, nb, act, as, bias, out, ldo);
     default: break;
   }
 }

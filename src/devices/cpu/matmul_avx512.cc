@@ -505,6 +505,7 @@ void pk_tile_t(const uint8_t* grp, int64_t nb, const uint8_t* act, size_t as, co
                int64_t ldo) {
   constexpr bool kQ8 = F == GgmlType::kQ8_0;
   constexpr bool kMin = F == GgmlType::kQ4_1;
+  constexpr bool kK = F == GgmlType::kQ4_K;
   constexpr size_t kCodes = kQ8 ? 512 : 256;
   constexpr size_t kRec = kCodes + (kMin ? 64 : 32);
   const int64_t k = nb * 32;
@@ -512,7 +513,7 @@ void pk_tile_t(const uint8_t* grp, int64_t nb, const uint8_t* act, size_t as, co
   for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
   const __m512i m4 = _mm512_set1_epi8(0x0f);
   for (int64_t b = 0; b < nb; ++b) {
-    const uint8_t* rec = grp + b * kRec;
+    const uint8_t* rec = kK ? grp + (b / 8) * kPkQ4KSuper + kPkQ4KHeader + (b % 8) * kRec : grp + b * kRec;
     if constexpr (NT <= 2 && kPkPrefetch) {
       for (size_t off = 0; off < kRec; off += 64) {
         _mm_prefetch(reinterpret_cast<const char*>(rec) + kPrefetchBytes + off, _MM_HINT_T0);
@@ -528,9 +529,20 @@ void pk_tile_t(const uint8_t* grp, int64_t nb, const uint8_t* act, size_t as, co
         v[j + 4] = _mm512_and_si512(_mm512_srli_epi16(p, 4), m4);
       }
     }
-    const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec + kCodes)));
-    __m512 mn = _mm512_setzero_ps();
-    if constexpr (kMin) mn = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec + kCodes + 32)));
+    __m512 d, mn = _mm512_setzero_ps();
+    if constexpr (kK) {
+      // d * sc and dmin * m, exact in float (11-bit x 6-bit products).
+      const uint8_t* hdr = grp + (b / 8) * kPkQ4KSuper;
+      auto u8f = [](const uint8_t* p) {
+        return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+      };
+      d = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(hdr))), u8f(rec + 256));
+      mn = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(hdr + 32))),
+                         u8f(rec + 256 + 16));
+    } else {
+      d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec + kCodes)));
+      if constexpr (kMin) mn = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec + kCodes + 32)));
+    }
     for (int t = 0; t < NT; ++t) {
       const uint8_t* a = act + t * as;
       const int8_t* ab = reinterpret_cast<const int8_t*>(a) + 32 * b;
@@ -552,6 +564,7 @@ void pk_tile_t(const uint8_t* grp, int64_t nb, const uint8_t* act, size_t as, co
       }
       acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is), _mm512_mul_ps(d, _mm512_set1_ps(da[b])), acc[t]);
       if constexpr (kMin) acc[t] = _mm512_fmadd_ps(mn, _mm512_set1_ps(da[nb + b]), acc[t]);
+      if constexpr (kK) acc[t] = _mm512_fnmadd_ps(mn, _mm512_set1_ps(da[nb + b]), acc[t]);
     }
   }
   const __m512 bv = bias ? _mm512_loadu_ps(bias) : _mm512_setzero_ps();
@@ -570,6 +583,7 @@ void pk_tile(GgmlType type, const uint8_t* grp, int64_t nb, const uint8_t* act, 
     case GgmlType::kQ4_0: return kPk<GgmlType::kQ4_0>[i](grp, nb, act, as, bias, out, ldo);
     case GgmlType::kQ4_1: return kPk<GgmlType::kQ4_1>[i](grp, nb, act, as, bias, out, ldo);
     case GgmlType::kQ8_0: return kPk<GgmlType::kQ8_0>[i](grp, nb, act, as, bias, out, ldo);
+    case GgmlType::kQ4_K: return kPk<GgmlType::kQ4_K>[i](grp, nb, act, as, bias, out, ldo);
     default: break;
   }
 }

@@ -2,6 +2,8 @@
 // it runs once per weight at load.
 #include "devices/cpu/matmul_packed.h"
 
+#include "core/quant/formats.h"
+
 #include <cstring>
 
 namespace suanli::cpu::mm {
@@ -11,9 +13,46 @@ size_t pk_record_bytes(GgmlType type) {
     case GgmlType::kQ4_0: return 256 + 32;
     case GgmlType::kQ4_1: return 256 + 64;
     case GgmlType::kQ8_0: return 512 + 32;
+    case GgmlType::kQ4_K: return 256 + 32;
     default: return 0;
   }
 }
+
+size_t pk_group_bytes(GgmlType type, int64_t k) {
+  if (type == GgmlType::kQ4_K) return k % 256 == 0 ? static_cast<size_t>(k / 256) * kPkQ4KSuper : 0;
+  const size_t rec = pk_record_bytes(type);
+  return rec && k % 32 == 0 ? static_cast<size_t>(k / 32) * rec : 0;
+}
+
+namespace {
+
+// Q4_K: one super-block of 16 rows.
+void pack_q4_k(const uint8_t* src, size_t row_stride, int64_t sb, uint8_t* dst) {
+  for (int r = 0; r < kPkRows; ++r) {
+    const uint8_t* blk = src + r * row_stride + sb * 144;
+    std::memcpy(dst + 2 * r, blk, 2);       // d
+    std::memcpy(dst + 32 + 2 * r, blk + 2, 2);  // dmin
+    for (int j = 0; j < 8; ++j) {
+      uint8_t* rec = dst + kPkQ4KHeader + j * (256 + 32);
+      int sc, m;
+      quant::internal::get_scale_min_k4(blk + 4, j, &sc, &m);
+      rec[256 + r] = static_cast<uint8_t>(sc);
+      rec[256 + 16 + r] = static_cast<uint8_t>(m);
+      // Element l of sub-block j: nibble j % 2 of qs[32 (j / 2) + l].
+      const uint8_t* qs = blk + 16 + 32 * (j / 2);
+      const int shift = 4 * (j % 2);
+      for (int jj = 0; jj < 4; ++jj) {
+        for (int i = 0; i < 4; ++i) {
+          const int lo = (qs[4 * jj + i] >> shift) & 0x0f;       // element 4jj+i
+          const int hi = (qs[16 + 4 * jj + i] >> shift) & 0x0f;  // element 16+4jj+i
+          rec[64 * jj + 4 * r + i] = static_cast<uint8_t>(lo | (hi << 4));
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
 
 size_t pk_act_stride(int64_t k) {
   const size_t nb = static_cast<size_t>(k / 32);
@@ -21,6 +60,10 @@ size_t pk_act_stride(int64_t k) {
 }
 
 void pk_pack_group(GgmlType type, const uint8_t* src, size_t row_stride, int64_t k, uint8_t* dst) {
+  if (type == GgmlType::kQ4_K) {
+    for (int64_t sb = 0; sb < k / 256; ++sb) pack_q4_k(src, row_stride, sb, dst + sb * kPkQ4KSuper);
+    return;
+  }
   const int64_t nb = k / 32;
   const size_t rec = pk_record_bytes(type);
   for (int64_t b = 0; b < nb; ++b) {

@@ -20,8 +20,14 @@
 //   Q8_0:        8 x 64 bytes: vector s, lane r, byte i = code of element
 //                4s+i of row r, plus 128 (unsigned); then fp16 d[16]. 544
 //                bytes.
-// Record sizes equal the formats' own bytes per 512 weights: memory traffic
-// does not grow. The bytes are GGUF's, moved: d and m are copied, not
+//   Q4_K:        per 256-element super-block, a 64-byte header (fp16 d[16],
+//                fp16 dmin[16]), then per 32-element sub-block j the Q4
+//                codes as above (256 bytes), uint8 sc[16] and uint8 m[16]:
+//                2,368 bytes per 16 rows x 256 (GGUF: 2,304). The kernel
+//                forms d * sc and dmin * m in float, exactly (11 x 6 bits),
+//                as the reference dequantizer does.
+// Record sizes equal the formats' own bytes per 512 weights (Q4_K: +2.8%):
+// memory traffic does not grow. The bytes are GGUF's, moved: d and m are copied, not
 // converted, so the packed matrix holds exactly the same weights.
 //
 // Activations for it, per token: int8 codes[k] | float da[nb] | float
@@ -47,9 +53,14 @@ constexpr int kPkRows = 16;     // rows per group (SIMD lanes)
 constexpr int kPkTokens = 8;    // tokens per kernel call
 constexpr int32_t kLayoutRows16 = 0x1610;
 
-// Bytes of one group's record for one 32-block; 0 when `type` has no
-// packed layout.
+// Bytes of one group's record for one 32-block (Q4_K: per sub-block,
+// without the super-block header); 0 when `type` has no packed layout.
 size_t pk_record_bytes(GgmlType type);
+// Bytes of one group (16 rows of k elements); 0 when `type` has no packed
+// layout or k is not a whole number of its blocks.
+size_t pk_group_bytes(GgmlType type, int64_t k);
+constexpr size_t kPkQ4KHeader = 64;
+constexpr size_t kPkQ4KSuper = kPkQ4KHeader + 8 * (256 + 32);
 // Bytes of one token's quantized activations for row length k (k % 32 == 0),
 // rounded up to 64.
 size_t pk_act_stride(int64_t k);
