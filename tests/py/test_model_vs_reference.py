@@ -254,6 +254,7 @@ SYNTH = [
     ("smollm2-135m", "q8_0"),
     ("smollm2-135m", "q4_0"),
     ("smollm2-135m", "q4_k"),
+    ("smollm2-135m", "q6_k"),
     ("smollm2-135m", "mxfp8_e4m3"),  # float activations, like F16: the tight bound
     ("qwen2.5-0.5b", "f32"),
     ("qwen2.5-0.5b", "q8_0"),

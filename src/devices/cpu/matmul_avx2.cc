@@ -59,10 +59,8 @@ void pk_quantize_act(const float* x, int64_t k, uint8_t* dst) {
     const float d = m / 127.0f;
     const __m256 vid = _mm256_set1_ps(m > 0.0f ? 127.0f / m : 0.0f);
     __m256i c[4];
-    __m256i sum = _mm256_setzero_si256();
     for (int j = 0; j < 4; ++j) {
       c[j] = _mm256_cvtps_epi32(_mm256_min_ps(lim, _mm256_max_ps(nlim, _mm256_mul_ps(v[j], vid))));
-      sum = _mm256_add_epi32(sum, c[j]);
     }
     // int32 -> int8 in element order (packs work within 128-bit lanes).
     const __m256i p16a = _mm256_packs_epi32(c[0], c[1]);  // 0-3 8-11 | 4-7 12-15
@@ -70,11 +68,14 @@ void pk_quantize_act(const float* x, int64_t k, uint8_t* dst) {
     const __m256i p8 = _mm256_packs_epi16(p16a, p16b);
     const __m256i perm = _mm256_permutevar8x32_epi32(p8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + 32 * b), perm);
-    const int32_t s = hsum8_epi32(sum);
+    const int32_t s0 = hsum8_epi32(_mm256_add_epi32(c[0], c[1])), s1 = hsum8_epi32(_mm256_add_epi32(c[2], c[3]));
+    const int32_t s = s0 + s1;
     da[b] = d;
     sa[b] = d * static_cast<float>(s);
     c8[b] = 8 * s;
     c128[b] = 128 * s;
+    c128[nb + 2 * b] = 32 * s0;
+    c128[nb + 2 * b + 1] = 32 * s1;
   }
 }
 
@@ -100,8 +101,10 @@ void pk_tile_t(const uint8_t* grp, int64_t nb, const uint8_t* act, size_t as, co
   constexpr bool kQ8 = F == GgmlType::kQ8_0;
   constexpr bool kMin = F == GgmlType::kQ4_1;
   constexpr bool kK = F == GgmlType::kQ4_K;
+  constexpr bool k6 = F == GgmlType::kQ6_K;
   constexpr size_t kCodes = kQ8 ? 512 : 256;
   constexpr size_t kRec = kCodes + (kMin ? 64 : 32);
+  const __m256i m3 = _mm256_set1_epi8(0x03);
   const int64_t k = nb * 32;
   const __m256i ones = _mm256_set1_epi16(1);
   const __m256i m4 = _mm256_set1_epi8(0x0f);
@@ -110,7 +113,9 @@ void pk_tile_t(const uint8_t* grp, int64_t nb, const uint8_t* act, size_t as, co
     __m256 acc[NT];
     for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; ++b) {
-      const uint8_t* rec = kK ? grp + (b / 8) * kPkQ4KSuper + kPkQ4KHeader + (b % 8) * kRec : grp + b * kRec;
+      const uint8_t* rec = kK   ? grp + (b / 8) * kPkQ4KSuper + kPkQ4KHeader + (b % 8) * kRec
+                           : k6 ? grp + (b / 8) * kPkQ6KSuper + kPkQ6KHeader + (b % 8) * kPkQ6KRec
+                                : grp + b * kRec;
       __m256i v[8];
       if constexpr (kQ8) {
         for (int j = 0; j < 8; ++j) {
@@ -123,9 +128,27 @@ void pk_tile_t(const uint8_t* grp, int64_t nb, const uint8_t* act, size_t as, co
           v[j] = _mm256_and_si256(p, m4);
           v[j + 4] = _mm256_and_si256(_mm256_srli_epi16(p, 4), m4);
         }
+        if constexpr (k6) {
+          const __m256i h0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec + 256 + 32 * half));
+          const __m256i h1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec + 320 + 32 * half));
+          for (int j = 0; j < 4; ++j) {
+            const __m256i a = _mm256_and_si256(_mm256_srli_epi16(h0, 2 * j), m3);
+            const __m256i c = _mm256_and_si256(_mm256_srli_epi16(h1, 2 * j), m3);
+            v[j] = _mm256_or_si256(v[j], _mm256_slli_epi16(a, 4));
+            v[j + 4] = _mm256_or_si256(v[j + 4], _mm256_slli_epi16(c, 4));
+          }
+        }
       }
       __m256 d, mn = _mm256_setzero_ps();
-      if constexpr (kK) {
+      if constexpr (k6) {
+        const __m256 dd = _mm256_cvtph_ps(
+            _mm_loadu_si128(reinterpret_cast<const __m128i*>(grp + (b / 8) * kPkQ6KSuper + 16 * half)));
+        auto s8f = [](const uint8_t* p) {
+          return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+        };
+        d = _mm256_mul_ps(dd, s8f(rec + 384 + 8 * half));
+        mn = _mm256_mul_ps(dd, s8f(rec + 400 + 8 * half));
+      } else if constexpr (kK) {
         const uint8_t* hdr = grp + (b / 8) * kPkQ4KSuper;
         auto u8f = [](const uint8_t* p) {
           return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
@@ -144,11 +167,22 @@ void pk_tile_t(const uint8_t* grp, int64_t nb, const uint8_t* act, size_t as, co
         const uint8_t* a = act + t * as;
         const int8_t* ab = reinterpret_cast<const int8_t*>(a) + 32 * b;
         const float* da = reinterpret_cast<const float*>(a + k);
-        __m256i is = _mm256_setzero_si256();
-        for (int j = 0; j < 8; ++j) {
-          const __m256i av = bcast4(ab + 4 * j);
-          is = _mm256_add_epi32(is, kQ8 ? dot4_s8(v[j], av, ones) : dot4_u4(v[j], av, ones));
+        __m256i is0 = _mm256_setzero_si256(), is1 = _mm256_setzero_si256();
+        for (int j = 0; j < 4; ++j) {
+          const __m256i a0 = bcast4(ab + 4 * j), a1 = bcast4(ab + 16 + 4 * j);
+          is0 = _mm256_add_epi32(is0, kQ8 ? dot4_s8(v[j], a0, ones) : dot4_u4(v[j], a0, ones));
+          is1 = _mm256_add_epi32(is1, kQ8 ? dot4_s8(v[j + 4], a1, ones) : dot4_u4(v[j + 4], a1, ones));
         }
+        if constexpr (k6) {
+          const int32_t* c32h = reinterpret_cast<const int32_t*>(da + 4 * nb);
+          is0 = _mm256_sub_epi32(is0, _mm256_set1_epi32(c32h[2 * b]));
+          is1 = _mm256_sub_epi32(is1, _mm256_set1_epi32(c32h[2 * b + 1]));
+          const __m256 vda = _mm256_set1_ps(da[b]);
+          acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is0), _mm256_mul_ps(d, vda), acc[t]);
+          acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is1), _mm256_mul_ps(mn, vda), acc[t]);
+          continue;
+        }
+        __m256i is = _mm256_add_epi32(is0, is1);
         if constexpr (F == GgmlType::kQ4_0) {
           is = _mm256_sub_epi32(is, _mm256_set1_epi32(reinterpret_cast<const int32_t*>(da + 2 * nb)[b]));
         }
@@ -177,6 +211,7 @@ void pk_tile(GgmlType type, const uint8_t* grp, int64_t nb, const uint8_t* act, 
     case GgmlType::kQ4_1: return kPk<GgmlType::kQ4_1>[i](grp, nb, act, as, bias, out, ldo);
     case GgmlType::kQ8_0: return kPk<GgmlType::kQ8_0>[i](grp, nb, act, as, bias, out, ldo);
     case GgmlType::kQ4_K: return kPk<GgmlType::kQ4_K>[i](grp, nb, act, as, bias, out, ldo);
+    case GgmlType::kQ6_K: return kPk<GgmlType::kQ6_K>[i](grp, nb, act, as, bias, out, ldo);
     default: break;
   }
 }

@@ -485,11 +485,14 @@ void pk_quantize_act(const float* x, int64_t k, uint8_t* dst) {
     const __m512i q1 = _mm512_cvtps_epi32(_mm512_min_ps(lim, _mm512_max_ps(nlim, _mm512_mul_ps(x1, vid))));
     _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 32 * b), _mm512_cvtsepi32_epi8(q0));
     _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 32 * b + 16), _mm512_cvtsepi32_epi8(q1));
-    const int32_t sum = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+    const int32_t s0 = _mm512_reduce_add_epi32(q0), s1 = _mm512_reduce_add_epi32(q1);
+    const int32_t sum = s0 + s1;
     da[b] = d;
     sa[b] = d * static_cast<float>(sum);
     c8[b] = 8 * sum;
     c128[b] = 128 * sum;
+    c128[nb + 2 * b] = 32 * s0;
+    c128[nb + 2 * b + 1] = 32 * s1;
   }
 }
 
@@ -506,16 +509,20 @@ void pk_tile_t(const uint8_t* grp, int64_t nb, const uint8_t* act, size_t as, co
   constexpr bool kQ8 = F == GgmlType::kQ8_0;
   constexpr bool kMin = F == GgmlType::kQ4_1;
   constexpr bool kK = F == GgmlType::kQ4_K;
+  constexpr bool k6 = F == GgmlType::kQ6_K;
   constexpr size_t kCodes = kQ8 ? 512 : 256;
   constexpr size_t kRec = kCodes + (kMin ? 64 : 32);
   const int64_t k = nb * 32;
   __m512 acc[NT];
   for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
   const __m512i m4 = _mm512_set1_epi8(0x0f);
+  const __m512i m3 = _mm512_set1_epi8(0x03);
   for (int64_t b = 0; b < nb; ++b) {
-    const uint8_t* rec = kK ? grp + (b / 8) * kPkQ4KSuper + kPkQ4KHeader + (b % 8) * kRec : grp + b * kRec;
+    const uint8_t* rec = kK   ? grp + (b / 8) * kPkQ4KSuper + kPkQ4KHeader + (b % 8) * kRec
+                         : k6 ? grp + (b / 8) * kPkQ6KSuper + kPkQ6KHeader + (b % 8) * kPkQ6KRec
+                              : grp + b * kRec;
     if constexpr (NT <= 2 && kPkPrefetch) {
-      for (size_t off = 0; off < kRec; off += 64) {
+      for (size_t off = 0; off < (k6 ? kPkQ6KRec : kRec); off += 64) {
         _mm_prefetch(reinterpret_cast<const char*>(rec) + kPrefetchBytes + off, _MM_HINT_T0);
       }
     }
@@ -528,9 +535,27 @@ void pk_tile_t(const uint8_t* grp, int64_t nb, const uint8_t* act, size_t as, co
         v[j] = _mm512_and_si512(p, m4);
         v[j + 4] = _mm512_and_si512(_mm512_srli_epi16(p, 4), m4);
       }
+      if constexpr (k6) {  // the high 2 bits of the 6-bit codes
+        const __m512i h0 = _mm512_loadu_si512(rec + 256), h1 = _mm512_loadu_si512(rec + 320);
+        for (int j = 0; j < 4; ++j) {
+          const __m512i a = _mm512_and_si512(_mm512_srli_epi16(h0, 2 * j), m3);
+          const __m512i c = _mm512_and_si512(_mm512_srli_epi16(h1, 2 * j), m3);
+          v[j] = _mm512_or_si512(v[j], _mm512_slli_epi16(a, 4));
+          v[j + 4] = _mm512_or_si512(v[j + 4], _mm512_slli_epi16(c, 4));
+        }
+      }
     }
     __m512 d, mn = _mm512_setzero_ps();
-    if constexpr (kK) {
+    if constexpr (k6) {
+      // d * sc for each half (mn holds the second), exact in float.
+      const __m512 dd =
+          _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(grp + (b / 8) * kPkQ6KSuper)));
+      auto s8f = [](const uint8_t* p) {
+        return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+      };
+      d = _mm512_mul_ps(dd, s8f(rec + 384));
+      mn = _mm512_mul_ps(dd, s8f(rec + 400));
+    } else if constexpr (kK) {
       // d * sc and dmin * m, exact in float (11-bit x 6-bit products).
       const uint8_t* hdr = grp + (b / 8) * kPkQ4KSuper;
       auto u8f = [](const uint8_t* p) {
@@ -556,6 +581,16 @@ void pk_tile_t(const uint8_t* grp, int64_t nb, const uint8_t* act, size_t as, co
       i1 = _mm512_dpbusd_epi32(i1, v[6], bcast4(ab + 24));
       i0 = _mm512_dpbusd_epi32(i0, v[3], bcast4(ab + 12));
       i1 = _mm512_dpbusd_epi32(i1, v[7], bcast4(ab + 28));
+      if constexpr (k6) {
+        // Two 16-element halves with their own scales, in order.
+        const int32_t* c32h = reinterpret_cast<const int32_t*>(da + 4 * nb);
+        i0 = _mm512_sub_epi32(i0, _mm512_set1_epi32(c32h[2 * b]));
+        i1 = _mm512_sub_epi32(i1, _mm512_set1_epi32(c32h[2 * b + 1]));
+        const __m512 vda = _mm512_set1_ps(da[b]);
+        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i0), _mm512_mul_ps(d, vda), acc[t]);
+        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i1), _mm512_mul_ps(mn, vda), acc[t]);
+        continue;
+      }
       __m512i is = _mm512_add_epi32(i0, i1);
       if constexpr (F == GgmlType::kQ4_0) {
         is = _mm512_sub_epi32(is, _mm512_set1_epi32(reinterpret_cast<const int32_t*>(da + 2 * nb)[b]));
@@ -584,6 +619,7 @@ void pk_tile(GgmlType type, const uint8_t* grp, int64_t nb, const uint8_t* act, 
     case GgmlType::kQ4_1: return kPk<GgmlType::kQ4_1>[i](grp, nb, act, as, bias, out, ldo);
     case GgmlType::kQ8_0: return kPk<GgmlType::kQ8_0>[i](grp, nb, act, as, bias, out, ldo);
     case GgmlType::kQ4_K: return kPk<GgmlType::kQ4_K>[i](grp, nb, act, as, bias, out, ldo);
+    case GgmlType::kQ6_K: return kPk<GgmlType::kQ6_K>[i](grp, nb, act, as, bias, out, ldo);
     default: break;
   }
 }

@@ -20,6 +20,7 @@ size_t pk_record_bytes(GgmlType type) {
 
 size_t pk_group_bytes(GgmlType type, int64_t k) {
   if (type == GgmlType::kQ4_K) return k % 256 == 0 ? static_cast<size_t>(k / 256) * kPkQ4KSuper : 0;
+  if (type == GgmlType::kQ6_K) return k % 256 == 0 ? static_cast<size_t>(k / 256) * kPkQ6KSuper : 0;
   const size_t rec = pk_record_bytes(type);
   return rec && k % 32 == 0 ? static_cast<size_t>(k / 32) * rec : 0;
 }
@@ -52,16 +53,54 @@ void pack_q4_k(const uint8_t* src, size_t row_stride, int64_t sb, uint8_t* dst) 
   }
 }
 
+// Q6_K: one super-block of 16 rows. Element e's 6-bit code and scale as the
+// reference dequantizer (kquants.cc) reads them.
+void pack_q6_k(const uint8_t* src, size_t row_stride, int64_t sb, uint8_t* dst) {
+  for (int r = 0; r < kPkRows; ++r) {
+    const uint8_t* blk = src + r * row_stride + sb * 210;
+    const uint8_t* ql = blk;
+    const uint8_t* qh = blk + 128;
+    const uint8_t* scales = blk + 192;
+    std::memcpy(dst + 2 * r, blk + 208, 2);  // d
+    auto code = [&](int e) {
+      const int k = (e % 128) / 32;
+      const int low = (ql[(e / 128) * 64 + 32 * (k % 2) + e % 32] >> (4 * (k / 2))) & 0x0f;
+      const int high = (qh[32 * (e / 128) + e % 32] >> (2 * k)) & 3;
+      return low | (high << 4);
+    };
+    for (int j = 0; j < 8; ++j) {
+      uint8_t* rec = dst + kPkQ6KHeader + j * kPkQ6KRec;
+      rec[384 + r] = scales[2 * j];           // elements 0-15 of the sub-block
+      rec[384 + 16 + r] = scales[2 * j + 1];  // elements 16-31
+      for (int jj = 0; jj < 4; ++jj) {
+        for (int i = 0; i < 4; ++i) {
+          const int lo = code(32 * j + 4 * jj + i), hi = code(32 * j + 16 + 4 * jj + i);
+          rec[64 * jj + 4 * r + i] = static_cast<uint8_t>((lo & 0x0f) | ((hi & 0x0f) << 4));
+          uint8_t& h0 = rec[256 + 4 * r + i];
+          uint8_t& h1 = rec[256 + 64 + 4 * r + i];
+          if (jj == 0) h0 = h1 = 0;
+          h0 = static_cast<uint8_t>(h0 | ((lo >> 4) << (2 * jj)));
+          h1 = static_cast<uint8_t>(h1 | ((hi >> 4) << (2 * jj)));
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 
 size_t pk_act_stride(int64_t k) {
   const size_t nb = static_cast<size_t>(k / 32);
-  return (static_cast<size_t>(k) + 16 * nb + 63) / 64 * 64;
+  return (static_cast<size_t>(k) + 24 * nb + 63) / 64 * 64;
 }
 
 void pk_pack_group(GgmlType type, const uint8_t* src, size_t row_stride, int64_t k, uint8_t* dst) {
   if (type == GgmlType::kQ4_K) {
     for (int64_t sb = 0; sb < k / 256; ++sb) pack_q4_k(src, row_stride, sb, dst + sb * kPkQ4KSuper);
+    return;
+  }
+  if (type == GgmlType::kQ6_K) {
+    for (int64_t sb = 0; sb < k / 256; ++sb) pack_q6_k(src, row_stride, sb, dst + sb * kPkQ6KSuper);
     return;
   }
   const int64_t nb = k / 32;

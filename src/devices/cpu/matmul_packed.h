@@ -26,15 +26,23 @@
 //                2,368 bytes per 16 rows x 256 (GGUF: 2,304). The kernel
 //                forms d * sc and dmin * m in float, exactly (11 x 6 bits),
 //                as the reference dequantizer does.
+//   Q6_K:        per super-block a 32-byte header (fp16 d[16]), then per
+//                32-element sub-block: the low 4 bits of the 6-bit codes as
+//                the Q4 codes above (256 bytes), their high 2 bits (2 x 64
+//                bytes: vector h, lane r, byte i, bits 2jj..2jj+1 hold
+//                element 16h + 4jj + i), int8 sc0[16] and sc1[16] (the
+//                scales of elements 0-15 and 16-31). 3,360 bytes per 16 rows
+//                x 256, as GGUF. d * sc is exact in float (11 x 8 bits).
 // Record sizes equal the formats' own bytes per 512 weights (Q4_K: +2.8%):
 // memory traffic does not grow. The bytes are GGUF's, moved: d and m are copied, not
 // converted, so the packed matrix holds exactly the same weights.
 //
 // Activations for it, per token: int8 codes[k] | float da[nb] | float
-// sa[nb] | int32 c8[nb] | int32 c128[nb] (nb = k / 32) with codes and da as
-// in the generic kernel (per-32 amax / 127), sa = da * sum(codes) and c8 /
-// c128 = 8 / 128 * sum(codes): the integer corrections for Q4_0's and
-// Q8_0's code offsets, subtracted exactly before converting to float.
+// sa[nb] | int32 c8[nb] | int32 c128[nb] | int32 c32h[2 nb] (nb = k / 32)
+// with codes and da as in the generic kernel (per-32 amax / 127), sa = da *
+// sum(codes), c8 / c128 = 8 / 128 * sum(codes) and c32h = 32 * the sums of
+// each 16-element half: the integer corrections for Q4_0's, Q8_0's and
+// Q6_K's code offsets, subtracted exactly before converting to float.
 //
 // Per (row, token) the result is, in this order for b = 0 .. nb-1,
 //   acc = fma(float(isum_b), d_b * da_b, acc)   [then + m_b * sa_b for Q4_1]
@@ -61,6 +69,9 @@ size_t pk_record_bytes(GgmlType type);
 size_t pk_group_bytes(GgmlType type, int64_t k);
 constexpr size_t kPkQ4KHeader = 64;
 constexpr size_t kPkQ4KSuper = kPkQ4KHeader + 8 * (256 + 32);
+constexpr size_t kPkQ6KHeader = 32;
+constexpr size_t kPkQ6KRec = 256 + 128 + 32;
+constexpr size_t kPkQ6KSuper = kPkQ6KHeader + 8 * kPkQ6KRec;
 // Bytes of one token's quantized activations for row length k (k % 32 == 0),
 // rounded up to 64.
 size_t pk_act_stride(int64_t k);
