@@ -14,20 +14,12 @@
 #include "devices/cpu/cpu_device.h"
 #include "suanli/kv_cache.h"
 #include "suanli/model.h"
+#include "unit/default_model.h"
 
 namespace suanli {
 namespace {
 
-std::string default_model_path() {
-  if (const char* p = std::getenv("SUANLI_TEST_MODEL")) return p;
-  std::string home;
-  if (const char* h = std::getenv("SUANLI_HOME"); h && *h) {
-    home = h;
-  } else if (const char* h2 = std::getenv("HOME")) {
-    home = std::string(h2) + "/.cache/suanli/models";
-  }
-  return home + "/SmolLM2-135M-Instruct.Q4_1.gguf";
-}
+using testing::default_model_path;
 
 // Prefill of `prompt`, then `steps` greedy decode steps: every logits row.
 std::vector<float> run(Model& m, KvCache& kv, const std::vector<int32_t>& prompt, int steps) {
