@@ -1,8 +1,10 @@
 // The Llama family forward pass (llama, qwen2, qwen3) over the op set.
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <cmath>
-#include <map>
 #include <cstring>
+#include <map>
 
 #include "suanli/kv_cache.h"
 #include "suanli/model.h"
@@ -207,12 +209,32 @@ Status Model::bind_weights() {
 Status Model::prepare_weights() {
   Device* dp = &device_;
   // One matrix in the device's layout; unchanged when it has none.
+  // Once a matrix has a rewritten copy, its bytes in the mapped file are not
+  // read again (the token embedding excepted: embed reads it): give those
+  // pages back so the process does not hold the weights twice. Only for
+  // views into the file mapping itself (host devices map it zero-copy); a
+  // later read would fault the pages back in, so this is never unsafe.
+  const uint8_t* file_begin = file_.data_section();
+  const uint8_t* file_end = file_begin + (file_.file_size() - file_.data_offset());
+  const uint8_t* embd = static_cast<const uint8_t*>(token_embd_.data);
+  auto release = [&](const WeightView& w) {
+    const uint8_t* b = static_cast<const uint8_t*>(w.data);
+    const size_t n = w.row_stride * static_cast<size_t>(w.n_rows);
+    if (b < file_begin || b + n > file_end || b == embd) return;
+    const uintptr_t page = 4096;
+    const uintptr_t lo = (reinterpret_cast<uintptr_t>(b) + page - 1) / page * page;
+    const uintptr_t hi = (reinterpret_cast<uintptr_t>(b) + n) / page * page;
+    if (hi > lo) madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
+  };
   auto single = [&](WeightView& w) -> Status {
     Device& d = *dp;
     Expected<PreparedWeight> p = d.prepare_weights({w});
     if (!p) return p.status().code() == StatusCode::kUnsupported ? Status::Ok() : p.status();
+    if (p->storage) {
+      release(w);
+      prepared_.push_back(std::move(p->storage));
+    }
     w = p->view;
-    if (p->storage) prepared_.push_back(std::move(p->storage));
     return Status::Ok();
   };
   // Stacked matrices; false when the device cannot stack these.
@@ -223,7 +245,10 @@ Status Model::prepare_weights() {
       return p.status();
     }
     out = p->view;
-    if (p->storage) prepared_.push_back(std::move(p->storage));
+    if (p->storage) {
+      for (const WeightView& w : parts) release(w);
+      prepared_.push_back(std::move(p->storage));
+    }
     return true;
   };
   for (size_t l = 0; l < layers_.size(); ++l) {
