@@ -155,8 +155,8 @@ TEST(Matmul, prepared_and_stacked_weights_match_reference) {
         ASSERT_TRUE(cpu::mm::select_isa(isa));
       }
       SCOPED_TRACE("kernels=" + std::string(isa));
-    for (GgmlType type : {GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ8_0, GgmlType::kQ4_K, GgmlType::kQ6_K,
-                          GgmlType::kF16}) {
+    for (GgmlType type : {GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ8_0, GgmlType::kQ4_K, GgmlType::kQ5_K,
+                          GgmlType::kQ6_K, GgmlType::kF16}) {
       for (int64_t k : traits(type).block_size == 256 ? std::vector<int64_t>{256, 768} : std::vector<int64_t>{32, 576, 608}) {
         Seeded s;
         SCOPED_TRACE(dev.name() + " " + s.trace() + " " + std::string(ggml_type_name(type)) + " K=" + std::to_string(k));
@@ -227,7 +227,8 @@ TEST(Matmul, packed_kernels_agree_across_instruction_sets) {
   ASSERT_EQ(cpu.kind(), DeviceKind::kCpu);
   Seeded s;
   SCOPED_TRACE(s.trace());
-  for (GgmlType type : {GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ8_0, GgmlType::kQ4_K, GgmlType::kQ6_K}) {
+  for (GgmlType type :
+       {GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ8_0, GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K}) {
     SCOPED_TRACE(ggml_type_name(type));
     const int64_t k = traits(type).block_size == 256 ? 512 : 608, n = 48, t_count = 11;
     Weights w = make_weights(s, type, n, k);

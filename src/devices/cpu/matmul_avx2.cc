@@ -100,7 +100,10 @@ void pk_tile_t(const uint8_t* grp, int64_t nb, const uint8_t* act, size_t as, co
                int64_t ldo) {
   constexpr bool kQ8 = F == GgmlType::kQ8_0;
   constexpr bool kMin = F == GgmlType::kQ4_1;
-  constexpr bool kK = F == GgmlType::kQ4_K;
+  constexpr bool k5 = F == GgmlType::kQ5_K;
+  constexpr bool kK = F == GgmlType::kQ4_K || k5;  // scales and mins per sub-block
+  constexpr size_t kKRec = k5 ? kPkQ5KRec : 256 + 32, kKSuper = k5 ? kPkQ5KSuper : kPkQ4KSuper;
+  constexpr size_t kKScales = k5 ? 256 + 64 : 256;
   constexpr bool k6 = F == GgmlType::kQ6_K;
   constexpr size_t kCodes = kQ8 ? 512 : 256;
   constexpr size_t kRec = kCodes + (kMin ? 64 : 32);
@@ -113,7 +116,7 @@ void pk_tile_t(const uint8_t* grp, int64_t nb, const uint8_t* act, size_t as, co
     __m256 acc[NT];
     for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; ++b) {
-      const uint8_t* rec = kK   ? grp + (b / 8) * kPkQ4KSuper + kPkQ4KHeader + (b % 8) * kRec
+      const uint8_t* rec = kK   ? grp + (b / 8) * kKSuper + kPkQ4KHeader + (b % 8) * kKRec
                            : k6 ? grp + (b / 8) * kPkQ6KSuper + kPkQ6KHeader + (b % 8) * kPkQ6KRec
                                 : grp + b * kRec;
       __m256i v[8];
@@ -127,6 +130,15 @@ void pk_tile_t(const uint8_t* grp, int64_t nb, const uint8_t* act, size_t as, co
           const __m256i p = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec + 64 * j + 32 * half));
           v[j] = _mm256_and_si256(p, m4);
           v[j + 4] = _mm256_and_si256(_mm256_srli_epi16(p, 4), m4);
+        }
+        if constexpr (k5) {  // the 5th bits
+          const __m256i pl = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec + 256 + 32 * half));
+          const __m256i one = _mm256_set1_epi8(1);
+          for (int j = 0; j < 4; ++j) {
+            v[j] = _mm256_or_si256(v[j], _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(pl, j), one), 4));
+            v[j + 4] = _mm256_or_si256(v[j + 4],
+                                       _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(pl, 4 + j), one), 4));
+          }
         }
         if constexpr (k6) {
           const __m256i h0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec + 256 + 32 * half));
@@ -149,14 +161,14 @@ void pk_tile_t(const uint8_t* grp, int64_t nb, const uint8_t* act, size_t as, co
         d = _mm256_mul_ps(dd, s8f(rec + 384 + 8 * half));
         mn = _mm256_mul_ps(dd, s8f(rec + 400 + 8 * half));
       } else if constexpr (kK) {
-        const uint8_t* hdr = grp + (b / 8) * kPkQ4KSuper;
+        const uint8_t* hdr = grp + (b / 8) * kKSuper;
         auto u8f = [](const uint8_t* p) {
           return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
         };
         d = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(hdr + 16 * half))),
-                          u8f(rec + 256 + 8 * half));
+                          u8f(rec + kKScales + 8 * half));
         mn = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(hdr + 32 + 16 * half))),
-                           u8f(rec + 256 + 16 + 8 * half));
+                           u8f(rec + kKScales + 16 + 8 * half));
       } else {
         d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rec + kCodes + 16 * half)));
         if constexpr (kMin) {
@@ -211,6 +223,7 @@ void pk_tile(GgmlType type, const uint8_t* grp, int64_t nb, const uint8_t* act, 
     case GgmlType::kQ4_1: return kPk<GgmlType::kQ4_1>[i](grp, nb, act, as, bias, out, ldo);
     case GgmlType::kQ8_0: return kPk<GgmlType::kQ8_0>[i](grp, nb, act, as, bias, out, ldo);
     case GgmlType::kQ4_K: return kPk<GgmlType::kQ4_K>[i](grp, nb, act, as, bias, out, ldo);
+    case GgmlType::kQ5_K: return kPk<GgmlType::kQ5_K>[i](grp, nb, act, as, bias, out, ldo);
     case GgmlType::kQ6_K: return kPk<GgmlType::kQ6_K>[i](grp, nb, act, as, bias, out, ldo);
     default: break;
   }

@@ -508,7 +508,10 @@ void pk_tile_t(const uint8_t* grp, int64_t nb, const uint8_t* act, size_t as, co
                int64_t ldo) {
   constexpr bool kQ8 = F == GgmlType::kQ8_0;
   constexpr bool kMin = F == GgmlType::kQ4_1;
-  constexpr bool kK = F == GgmlType::kQ4_K;
+  constexpr bool k5 = F == GgmlType::kQ5_K;
+  constexpr bool kK = F == GgmlType::kQ4_K || k5;  // scales and mins per sub-block
+  constexpr size_t kKRec = k5 ? kPkQ5KRec : 256 + 32, kKSuper = k5 ? kPkQ5KSuper : kPkQ4KSuper;
+  constexpr size_t kKScales = k5 ? 256 + 64 : 256;
   constexpr bool k6 = F == GgmlType::kQ6_K;
   constexpr size_t kCodes = kQ8 ? 512 : 256;
   constexpr size_t kRec = kCodes + (kMin ? 64 : 32);
@@ -518,11 +521,11 @@ void pk_tile_t(const uint8_t* grp, int64_t nb, const uint8_t* act, size_t as, co
   const __m512i m4 = _mm512_set1_epi8(0x0f);
   const __m512i m3 = _mm512_set1_epi8(0x03);
   for (int64_t b = 0; b < nb; ++b) {
-    const uint8_t* rec = kK   ? grp + (b / 8) * kPkQ4KSuper + kPkQ4KHeader + (b % 8) * kRec
+    const uint8_t* rec = kK   ? grp + (b / 8) * kKSuper + kPkQ4KHeader + (b % 8) * kKRec
                          : k6 ? grp + (b / 8) * kPkQ6KSuper + kPkQ6KHeader + (b % 8) * kPkQ6KRec
                               : grp + b * kRec;
     if constexpr (NT <= 2 && kPkPrefetch) {
-      for (size_t off = 0; off < (k6 ? kPkQ6KRec : kRec); off += 64) {
+      for (size_t off = 0; off < (k6 ? kPkQ6KRec : kK ? kKRec : kRec); off += 64) {
         _mm_prefetch(reinterpret_cast<const char*>(rec) + kPrefetchBytes + off, _MM_HINT_T0);
       }
     }
@@ -534,6 +537,15 @@ void pk_tile_t(const uint8_t* grp, int64_t nb, const uint8_t* act, size_t as, co
         const __m512i p = _mm512_loadu_si512(rec + 64 * j);
         v[j] = _mm512_and_si512(p, m4);
         v[j + 4] = _mm512_and_si512(_mm512_srli_epi16(p, 4), m4);
+      }
+      if constexpr (k5) {  // the 5th bits
+        const __m512i pl = _mm512_loadu_si512(rec + 256);
+        const __m512i one = _mm512_set1_epi8(1);
+        for (int j = 0; j < 4; ++j) {
+          v[j] = _mm512_or_si512(v[j], _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(pl, j), one), 4));
+          v[j + 4] =
+              _mm512_or_si512(v[j + 4], _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(pl, 4 + j), one), 4));
+        }
       }
       if constexpr (k6) {  // the high 2 bits of the 6-bit codes
         const __m512i h0 = _mm512_loadu_si512(rec + 256), h1 = _mm512_loadu_si512(rec + 320);
@@ -557,13 +569,14 @@ void pk_tile_t(const uint8_t* grp, int64_t nb, const uint8_t* act, size_t as, co
       mn = _mm512_mul_ps(dd, s8f(rec + 400));
     } else if constexpr (kK) {
       // d * sc and dmin * m, exact in float (11-bit x 6-bit products).
-      const uint8_t* hdr = grp + (b / 8) * kPkQ4KSuper;
+      const uint8_t* hdr = grp + (b / 8) * kKSuper;
       auto u8f = [](const uint8_t* p) {
         return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
       };
-      d = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(hdr))), u8f(rec + 256));
+      d = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(hdr))),
+                        u8f(rec + kKScales));
       mn = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(hdr + 32))),
-                         u8f(rec + 256 + 16));
+                         u8f(rec + kKScales + 16));
     } else {
       d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec + kCodes)));
       if constexpr (kMin) mn = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec + kCodes + 32)));
@@ -619,6 +632,7 @@ void pk_tile(GgmlType type, const uint8_t* grp, int64_t nb, const uint8_t* act, 
     case GgmlType::kQ4_1: return kPk<GgmlType::kQ4_1>[i](grp, nb, act, as, bias, out, ldo);
     case GgmlType::kQ8_0: return kPk<GgmlType::kQ8_0>[i](grp, nb, act, as, bias, out, ldo);
     case GgmlType::kQ4_K: return kPk<GgmlType::kQ4_K>[i](grp, nb, act, as, bias, out, ldo);
+    case GgmlType::kQ5_K: return kPk<GgmlType::kQ5_K>[i](grp, nb, act, as, bias, out, ldo);
     case GgmlType::kQ6_K: return kPk<GgmlType::kQ6_K>[i](grp, nb, act, as, bias, out, ldo);
     default: break;
   }

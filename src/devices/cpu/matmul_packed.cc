@@ -14,12 +14,14 @@ size_t pk_record_bytes(GgmlType type) {
     case GgmlType::kQ4_1: return 256 + 64;
     case GgmlType::kQ8_0: return 512 + 32;
     case GgmlType::kQ4_K: return 256 + 32;
+    case GgmlType::kQ5_K: return kPkQ5KRec;
     default: return 0;
   }
 }
 
 size_t pk_group_bytes(GgmlType type, int64_t k) {
   if (type == GgmlType::kQ4_K) return k % 256 == 0 ? static_cast<size_t>(k / 256) * kPkQ4KSuper : 0;
+  if (type == GgmlType::kQ5_K) return k % 256 == 0 ? static_cast<size_t>(k / 256) * kPkQ5KSuper : 0;
   if (type == GgmlType::kQ6_K) return k % 256 == 0 ? static_cast<size_t>(k / 256) * kPkQ6KSuper : 0;
   const size_t rec = pk_record_bytes(type);
   return rec && k % 32 == 0 ? static_cast<size_t>(k / 32) * rec : 0;
@@ -27,20 +29,33 @@ size_t pk_group_bytes(GgmlType type, int64_t k) {
 
 namespace {
 
-// Q4_K: one super-block of 16 rows.
-void pack_q4_k(const uint8_t* src, size_t row_stride, int64_t sb, uint8_t* dst) {
+// Q4_K (five_bits false) and Q5_K: one super-block of 16 rows.
+void pack_q4_k(const uint8_t* src, size_t row_stride, int64_t sb, uint8_t* dst, bool five_bits) {
+  const size_t block = five_bits ? 176 : 144, rec_bytes = five_bits ? kPkQ5KRec : 256 + 32;
+  const size_t scale_at = five_bits ? 256 + 64 : 256;
   for (int r = 0; r < kPkRows; ++r) {
-    const uint8_t* blk = src + r * row_stride + sb * 144;
+    const uint8_t* blk = src + r * row_stride + sb * block;
     std::memcpy(dst + 2 * r, blk, 2);       // d
     std::memcpy(dst + 32 + 2 * r, blk + 2, 2);  // dmin
     for (int j = 0; j < 8; ++j) {
-      uint8_t* rec = dst + kPkQ4KHeader + j * (256 + 32);
+      uint8_t* rec = dst + kPkQ4KHeader + j * rec_bytes;
       int sc, m;
       quant::internal::get_scale_min_k4(blk + 4, j, &sc, &m);
-      rec[256 + r] = static_cast<uint8_t>(sc);
-      rec[256 + 16 + r] = static_cast<uint8_t>(m);
+      rec[scale_at + r] = static_cast<uint8_t>(sc);
+      rec[scale_at + 16 + r] = static_cast<uint8_t>(m);
+      if (five_bits) {  // bit j of qh[l] is element l's 5th bit
+        const uint8_t* qh = blk + 16;
+        for (int jj = 0; jj < 4; ++jj) {
+          for (int i = 0; i < 4; ++i) {
+            uint8_t& plane = rec[256 + 4 * r + i];
+            if (jj == 0) plane = 0;
+            plane = static_cast<uint8_t>(plane | (((qh[4 * jj + i] >> j) & 1) << jj) |
+                                         (((qh[16 + 4 * jj + i] >> j) & 1) << (4 + jj)));
+          }
+        }
+      }
       // Element l of sub-block j: nibble j % 2 of qs[32 (j / 2) + l].
-      const uint8_t* qs = blk + 16 + 32 * (j / 2);
+      const uint8_t* qs = blk + (five_bits ? 48 : 16) + 32 * (j / 2);
       const int shift = 4 * (j % 2);
       for (int jj = 0; jj < 4; ++jj) {
         for (int i = 0; i < 4; ++i) {
@@ -96,7 +111,11 @@ size_t pk_act_stride(int64_t k) {
 
 void pk_pack_group(GgmlType type, const uint8_t* src, size_t row_stride, int64_t k, uint8_t* dst) {
   if (type == GgmlType::kQ4_K) {
-    for (int64_t sb = 0; sb < k / 256; ++sb) pack_q4_k(src, row_stride, sb, dst + sb * kPkQ4KSuper);
+    for (int64_t sb = 0; sb < k / 256; ++sb) pack_q4_k(src, row_stride, sb, dst + sb * kPkQ4KSuper, false);
+    return;
+  }
+  if (type == GgmlType::kQ5_K) {
+    for (int64_t sb = 0; sb < k / 256; ++sb) pack_q4_k(src, row_stride, sb, dst + sb * kPkQ5KSuper, true);
     return;
   }
   if (type == GgmlType::kQ6_K) {

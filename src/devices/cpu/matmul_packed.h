@@ -26,6 +26,10 @@
 //                2,368 bytes per 16 rows x 256 (GGUF: 2,304). The kernel
 //                forms d * sc and dmin * m in float, exactly (11 x 6 bits),
 //                as the reference dequantizer does.
+//   Q5_K:        as Q4_K plus the codes' 5th bits: per sub-block a 64-byte
+//                plane after the codes (lane r, byte i, bit jj: element
+//                4jj+i; bit 4+jj: element 16+4jj+i); 2,880 bytes per 16
+//                rows x 256 (GGUF: 2,816).
 //   Q6_K:        per super-block a 32-byte header (fp16 d[16]), then per
 //                32-element sub-block: the low 4 bits of the 6-bit codes as
 //                the Q4 codes above (256 bytes), their high 2 bits (2 x 64
@@ -69,6 +73,8 @@ size_t pk_record_bytes(GgmlType type);
 size_t pk_group_bytes(GgmlType type, int64_t k);
 constexpr size_t kPkQ4KHeader = 64;
 constexpr size_t kPkQ4KSuper = kPkQ4KHeader + 8 * (256 + 32);
+constexpr size_t kPkQ5KRec = 256 + 64 + 32;
+constexpr size_t kPkQ5KSuper = kPkQ4KHeader + 8 * kPkQ5KRec;
 constexpr size_t kPkQ6KHeader = 32;
 constexpr size_t kPkQ6KRec = 256 + 128 + 32;
 constexpr size_t kPkQ6KSuper = kPkQ6KHeader + 8 * kPkQ6KRec;
