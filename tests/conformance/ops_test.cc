@@ -93,6 +93,46 @@ TEST(Ops, rope_matches_reference_normal_neox_and_scaled) {
   }
 }
 
+// Devices may cache angles between calls (the CPU keeps the last positions'
+// table): every change of positions, factors, base, scale or dims must be
+// seen, and a repeated call must give the bits of the first.
+TEST(Ops, rope_sees_every_change_between_calls) {
+  for (auto& dev : devices_under_test()) {
+    Seeded s;
+    SCOPED_TRACE(s.trace());
+    const int64_t t_count = 5, heads = 2, hd = 64;
+    auto f1 = s.uniform(32, 1.0f, 8.0f), f2 = f1;
+    f2[7] *= 2.0f;
+    std::vector<int32_t> pos(t_count);
+    for (auto& v : pos) v = s.uniform_int(0, 4095);
+    const auto x0 = s.normal(t_count * heads * hd);
+    std::vector<float> first;
+    for (int step = 0; step < 8; ++step) {
+      RopeParams p;
+      p.n_dims = step == 5 ? 32 : 64;
+      p.freq_base = step == 3 ? 1e6f : 10000.0f;
+      p.freq_scale = step == 4 ? 0.5f : 1.0f;
+      p.freq_factors = step == 1 ? f1.data() : step == 2 ? f2.data() : nullptr;
+      if (step == 6) pos[2] += 1;  // same length, one position differs
+      auto x = x0, want = x0;
+      dev->rope(x.data(), t_count, heads, hd, pos.data(), p);
+      ref::rope(want.data(), t_count, heads, hd, pos.data(), p);
+      for (size_t i = 0; i < x.size(); ++i) {
+        ASSERT_NEAR(x[i], want[i], 2e-5 * (std::fabs(want[i]) + 1.0)) << "step " << step << " i=" << i;
+      }
+      if (step == 0) first = x;
+      if (step == 7) {
+        pos[2] -= 1;  // back to step 0's input
+        auto again = x0;
+        RopeParams p0;
+        p0.n_dims = 64;
+        dev->rope(again.data(), t_count, heads, hd, pos.data(), p0);
+        EXPECT_TRUE(bit_equal(again.data(), first.data(), again.size()));
+      }
+    }
+  }
+}
+
 TEST(Ops, embed_is_exact_for_every_format) {
   for (auto& dev : devices_under_test()) {
     for (GgmlType type : dev->caps().weight_formats) {

@@ -155,7 +155,7 @@ void CpuDevice::matmul(const float* x, int64_t n_tokens, const WeightView& w, co
 }
 void CpuDevice::rope(float* x, int64_t n_tokens, int64_t n_heads, int64_t head_dim, const int32_t* positions,
                      const RopeParams& p) {
-  cpu::rope(pool_, x, n_tokens, n_heads, head_dim, positions, p);
+  cpu::rope(pool_, ws_, x, n_tokens, n_heads, head_dim, positions, p);
 }
 void CpuDevice::kv_write(const KvLayerView& kv, const float* k, const float* v, int64_t n_tokens,
                          const int32_t* slots) {

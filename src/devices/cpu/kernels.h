@@ -15,6 +15,16 @@ namespace suanli::cpu {
 // steady-state loop once it has grown to the largest batch).
 struct Workspace {
   std::vector<uint8_t> act;                   // activations quantized for integer dot products
+  // rope's cos / sin per (token, pair) for the last positions and parameters
+  // it saw: every layer of a forward pass rotates q and k at the same
+  // positions, so all but the first call reuse them.
+  struct RopeTable {
+    std::vector<int32_t> positions;
+    std::vector<float> factors;
+    float freq_base = 0, freq_scale = 0;
+    int32_t n_dims = 0;
+    std::vector<float> cs, sn;  // [T][n_dims / 2]
+  } rope;
 };
 
 // Weight formats matmul and embed accept.
@@ -30,7 +40,7 @@ size_t packed_bytes(const std::vector<WeightView>& parts);
 WeightView pack_weights(ThreadPool& pool, const std::vector<WeightView>& parts, void* dst);
 void matmul(ThreadPool& pool, Workspace& ws, const float* x, int64_t n_tokens, const WeightView& w, const float* bias,
             float* out);
-void rope(ThreadPool& pool, float* x, int64_t n_tokens, int64_t n_heads, int64_t head_dim, const int32_t* positions,
+void rope(ThreadPool& pool, Workspace& ws, float* x, int64_t n_tokens, int64_t n_heads, int64_t head_dim, const int32_t* positions,
           const RopeParams& p);
 void kv_write(ThreadPool& pool, const KvLayerView& kv, const float* k, const float* v, int64_t n_tokens,
               const int32_t* slots);

@@ -393,21 +393,45 @@ void rms_norm(ThreadPool& pool, const float* x, const float* w, int64_t rows, in
   }
 }
 
-void rope(ThreadPool& pool, float* x, int64_t n_tokens, int64_t n_heads, int64_t head_dim, const int32_t* positions,
-          const RopeParams& p) {
+void rope(ThreadPool& pool, Workspace& ws, float* x, int64_t n_tokens, int64_t n_heads, int64_t head_dim,
+          const int32_t* positions, const RopeParams& p) {
   SUANLI_CHECK(p.n_dims % 2 == 0 && p.n_dims <= head_dim);
   const int64_t half = p.n_dims / 2;
-  pool.parallel_for(n_tokens, 1, [&](int64_t b, int64_t e) {
-    float cs[512], sn[512];
-    SUANLI_CHECK(half <= 512);
-    for (int64_t t = b; t < e; ++t) {
-      const double pos = static_cast<double>(positions[t]) * p.freq_scale;
-      for (int64_t i = 0; i < half; ++i) {
-        double theta = pos * std::pow(static_cast<double>(p.freq_base), -2.0 * i / p.n_dims);
-        if (p.freq_factors) theta /= p.freq_factors[i];
-        cs[i] = static_cast<float>(std::cos(theta));
-        sn[i] = static_cast<float>(std::sin(theta));
+  // The angles in double, as the reference computes them; cached across
+  // calls with the same positions and parameters (Workspace::RopeTable).
+  Workspace::RopeTable& rt = ws.rope;
+  const bool same = rt.n_dims == p.n_dims && rt.freq_base == p.freq_base && rt.freq_scale == p.freq_scale &&
+                    static_cast<int64_t>(rt.positions.size()) == n_tokens &&
+                    std::equal(positions, positions + n_tokens, rt.positions.begin()) &&
+                    (p.freq_factors ? rt.factors.size() == static_cast<size_t>(half) &&
+                                          std::equal(p.freq_factors, p.freq_factors + half, rt.factors.begin())
+                                    : rt.factors.empty());
+  if (!same) {
+    rt.n_dims = p.n_dims;
+    rt.freq_base = p.freq_base;
+    rt.freq_scale = p.freq_scale;
+    rt.positions.assign(positions, positions + n_tokens);
+    rt.factors.assign(p.freq_factors ? p.freq_factors : nullptr, p.freq_factors ? p.freq_factors + half : nullptr);
+    rt.cs.resize(static_cast<size_t>(n_tokens * half));
+    rt.sn.resize(rt.cs.size());
+    std::vector<double> inv(static_cast<size_t>(half));
+    for (int64_t i = 0; i < half; ++i) inv[i] = std::pow(static_cast<double>(p.freq_base), -2.0 * i / p.n_dims);
+    pool.parallel_for(n_tokens, 16, [&](int64_t b, int64_t e) {
+      for (int64_t t = b; t < e; ++t) {
+        const double pos = static_cast<double>(positions[t]) * p.freq_scale;
+        for (int64_t i = 0; i < half; ++i) {
+          double theta = pos * inv[i];
+          if (p.freq_factors) theta /= p.freq_factors[i];
+          rt.cs[t * half + i] = static_cast<float>(std::cos(theta));
+          rt.sn[t * half + i] = static_cast<float>(std::sin(theta));
+        }
       }
+    });
+  }
+  pool.parallel_for(n_tokens, 1, [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) {
+      const float* cs = rt.cs.data() + t * half;
+      const float* sn = rt.sn.data() + t * half;
       for (int64_t h = 0; h < n_heads; ++h) {
         float* xh = x + (t * n_heads + h) * head_dim;
         for (int64_t i = 0; i < half; ++i) {
