@@ -195,11 +195,11 @@ double measure_memory_bandwidth_gbs(ThreadPool& pool) {
     const size_t b = kWords * i / n, e = kWords * (i + 1) / n;
     for (size_t w = b; w < e; ++w) buf[w] = w;
   });
-  double best = 0;
+  std::vector<double> rates;
   std::atomic<uint64_t> sink{0};
   const auto start = Clock::now();
   int passes = 0;
-  while (passes < 3 || (seconds_since(start) < 0.4 && passes < 20)) {
+  while (passes < 9 || (seconds_since(start) < 0.6 && passes < 40)) {
     const auto t0 = Clock::now();
     pool.run([&](int i) {
       const size_t b = kWords * i / n, e = kWords * (i + 1) / n;
@@ -211,11 +211,15 @@ double measure_memory_bandwidth_gbs(ThreadPool& pool) {
       }
       sink += s[0] + s[1] + s[2] + s[3] + s[4] + s[5] + s[6] + s[7];
     });
-    best = std::max(best, static_cast<double>(kBytes) / seconds_since(t0) / 1e9);
+    rates.push_back(static_cast<double>(kBytes) / seconds_since(t0) / 1e9);
     ++passes;
   }
   std::free(buf);
-  return best;
+  // The median pass, not the best: on a shared host (this VM) single passes
+  // catch bursts of bandwidth that no workload sustains for seconds, which
+  // made the figure jump between ~37 and ~70 GB/s from run to run.
+  std::sort(rates.begin(), rates.end());
+  return rates[rates.size() / 2];
 }
 
 double measure_peak_int8_gops(ThreadPool& pool) {
