@@ -65,8 +65,9 @@ Runner add_run(CLI::App& app) {
       return fail("prompt (" + std::to_string(ids.size()) + " tokens) + " + std::to_string(a->n_predict) +
                   " exceeds the context of " + std::to_string(ctx) + " tokens (raise --ctx)");
     }
-    std::fprintf(stderr, "suanli run: %s on %s, %d threads, load %.2f s\n", lm->model->info().name.c_str(),
-                 lm->device->name().c_str(), a->model.threads, seconds_since(t_load));
+    const std::string threads = a->model.threads > 0 ? std::to_string(a->model.threads) + " threads" : "all cores";
+    std::fprintf(stderr, "suanli run: %s on %s, %s, load %.2f s\n", lm->model->info().name.c_str(),
+                 lm->device->name().c_str(), threads.c_str(), seconds_since(t_load));
 
     Session session(*lm->model, *lm->kv);
     Sampler sampler(*sp, static_cast<int32_t>(lm->model->n_vocab()));

@@ -3,11 +3,13 @@
 // quantization, and scalar tile kernels with the same data layout and the
 // same order of operations as the SIMD ones, minus fused multiply-adds.
 // Built with -ffp-contract=off so the order does not depend on the compiler.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
 #include "core/quant/quant.h"
 #include "devices/cpu/matmul_kernels.h"
+#include "devices/cpu/matmul_packed.h"
 
 namespace suanli::cpu::mm {
 namespace {
@@ -282,10 +284,142 @@ bool float_row_portable(GgmlType type, const uint8_t* src, const Geometry& g, fl
   return true;
 }
 
+// ---- the packed rows16 layout (matmul_packed.h), for any CPU ----
+// The same integer sums and the same float steps as the AVX-512 and AVX2
+// kernels, with std::fma where they fuse: bit-identical to them (tested).
+namespace {
+
+void pk_quantize_act_portable(const float* x, int64_t k, uint8_t* dst) {
+  const int64_t nb = k / 32;
+  int8_t* q = reinterpret_cast<int8_t*>(dst);
+  float* da = reinterpret_cast<float*>(dst + k);
+  float* sa = da + nb;
+  int32_t* c8 = reinterpret_cast<int32_t*>(sa + nb);
+  int32_t* c128 = c8 + nb;
+  for (int64_t b = 0; b < nb; ++b) {
+    float amax = 0.0f;
+    for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(x[32 * b + i]));
+    const float d = amax / 127.0f;
+    const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
+    int32_t half[2] = {0, 0};
+    for (int i = 0; i < 32; ++i) {
+      const float y = std::min(127.0f, std::max(-127.0f, x[32 * b + i] * id));
+      const int32_t c = static_cast<int32_t>(std::nearbyint(y));  // round to nearest even, as cvtps2dq
+      q[32 * b + i] = static_cast<int8_t>(c);
+      half[i / 16] += c;
+    }
+    const int32_t sum = half[0] + half[1];
+    da[b] = d;
+    sa[b] = d * static_cast<float>(sum);
+    c8[b] = 8 * sum;
+    c128[b] = 128 * sum;
+    c128[nb + 2 * b] = 32 * half[0];
+    c128[nb + 2 * b + 1] = 32 * half[1];
+  }
+}
+
+float fp16_field(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return quant::fp16_to_fp32(h);
+}
+
+void pk_tile_portable(GgmlType type, const uint8_t* grp, int64_t nb, const uint8_t* act, size_t as, int n_tok,
+                      const float* bias, float* out, int64_t ldo) {
+  const bool q8 = type == GgmlType::kQ8_0, q4k = type == GgmlType::kQ4_K, q5k = type == GgmlType::kQ5_K;
+  const bool q6k = type == GgmlType::kQ6_K, kq = q4k || q5k;
+  const size_t codes_bytes = q8 ? 512 : 256;
+  const size_t rec_bytes = codes_bytes + (type == GgmlType::kQ4_1 ? 64 : 32);
+  const int64_t k = nb * 32;
+  float acc[kPkTokens][kPkRows] = {};
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* hdr = nullptr;
+    const uint8_t* rec;
+    if (kq) {
+      const size_t super = q5k ? kPkQ5KSuper : kPkQ4KSuper, rb = q5k ? kPkQ5KRec : 256 + 32;
+      hdr = grp + (b / 8) * super;
+      rec = hdr + kPkQ4KHeader + (b % 8) * rb;
+    } else if (q6k) {
+      hdr = grp + (b / 8) * kPkQ6KSuper;
+      rec = hdr + kPkQ6KHeader + (b % 8) * kPkQ6KRec;
+    } else {
+      rec = grp + b * rec_bytes;
+    }
+    for (int r = 0; r < kPkRows; ++r) {
+      int32_t code[32];
+      for (int j = 0; j < 4; ++j) {
+        for (int i = 0; i < 4; ++i) {
+          if (q8) {
+            code[4 * j + i] = rec[64 * j + 4 * r + i];
+            code[16 + 4 * j + i] = rec[64 * (j + 4) + 4 * r + i];
+            continue;
+          }
+          const uint8_t byte = rec[64 * j + 4 * r + i];
+          code[4 * j + i] = byte & 0x0f;
+          code[16 + 4 * j + i] = byte >> 4;
+          if (q5k) {
+            const uint8_t plane = rec[256 + 4 * r + i];
+            code[4 * j + i] |= ((plane >> j) & 1) << 4;
+            code[16 + 4 * j + i] |= ((plane >> (4 + j)) & 1) << 4;
+          } else if (q6k) {
+            code[4 * j + i] |= ((rec[256 + 4 * r + i] >> (2 * j)) & 3) << 4;
+            code[16 + 4 * j + i] |= ((rec[320 + 4 * r + i] >> (2 * j)) & 3) << 4;
+          }
+        }
+      }
+      // Per-row scales, formed as the SIMD kernels form them.
+      float d, mn = 0.0f;
+      if (q6k) {
+        const float dd = fp16_field(hdr + 2 * r);
+        d = dd * static_cast<float>(static_cast<int8_t>(rec[384 + r]));
+        mn = dd * static_cast<float>(static_cast<int8_t>(rec[400 + r]));
+      } else if (kq) {
+        const size_t at = q5k ? 256 + 64 : 256;
+        d = fp16_field(hdr + 2 * r) * static_cast<float>(rec[at + r]);
+        mn = fp16_field(hdr + 32 + 2 * r) * static_cast<float>(rec[at + 16 + r]);
+      } else {
+        d = fp16_field(rec + codes_bytes + 2 * r);
+        if (type == GgmlType::kQ4_1) mn = fp16_field(rec + codes_bytes + 32 + 2 * r);
+      }
+      for (int t = 0; t < n_tok; ++t) {
+        const uint8_t* a = act + t * as;
+        const int8_t* ab = reinterpret_cast<const int8_t*>(a) + 32 * b;
+        const float* da = reinterpret_cast<const float*>(a + k);
+        const int32_t* c = reinterpret_cast<const int32_t*>(da + 2 * nb);  // c8, c128, c32h
+        int32_t i0 = 0, i1 = 0;
+        for (int e = 0; e < 16; ++e) i0 += code[e] * ab[e];
+        for (int e = 16; e < 32; ++e) i1 += code[e] * ab[e];
+        float& o = acc[t][r];
+        if (q6k) {
+          i0 -= c[2 * nb + 2 * b];
+          i1 -= c[2 * nb + 2 * b + 1];
+          o = std::fma(static_cast<float>(i0), d * da[b], o);
+          o = std::fma(static_cast<float>(i1), mn * da[b], o);
+          continue;
+        }
+        int32_t is = i0 + i1;
+        if (type == GgmlType::kQ4_0) is -= c[b];
+        if (q8) is -= c[nb + b];
+        o = std::fma(static_cast<float>(is), d * da[b], o);
+        if (type == GgmlType::kQ4_1) o = std::fma(mn, da[nb + b], o);
+        if (kq) o = std::fma(-mn, da[nb + b], o);
+      }
+    }
+  }
+  for (int t = 0; t < n_tok; ++t) {
+    for (int r = 0; r < kPkRows; ++r) out[t * ldo + r] = bias ? acc[t][r] + bias[r] : acc[t][r];
+  }
+}
+
+}  // namespace
+
 const KernelTable* portable_kernels() {
-  static const KernelTable kTable = {
-      "portable", quantize_act, unpack_row, int_tile, float_row_portable, float_tile,
-  };
+  static const KernelTable kTable = [] {
+    KernelTable t{"portable", quantize_act, unpack_row, int_tile, float_row_portable, float_tile};
+    t.pk_quantize_act = pk_quantize_act_portable;
+    t.pk_tile = pk_tile_portable;
+    return t;
+  }();
   return &kTable;
 }
 
