@@ -41,11 +41,8 @@ inline int32_t hsum8_epi32(__m256i v) {
 // The AVX-512 quantizer's arithmetic: the same codes and scales.
 void pk_quantize_act(const float* x, int64_t k, uint8_t* dst) {
   const int64_t nb = k / 32;
-  int8_t* q = reinterpret_cast<int8_t*>(dst);
-  float* da = reinterpret_cast<float*>(dst + k);
-  float* sa = da + nb;
-  int32_t* c8 = reinterpret_cast<int32_t*>(sa + nb);
-  int32_t* c128 = c8 + nb;
+  const PkActRow a = pk_act_row(dst, k);
+  int8_t* q = a.q;
   const __m256 sign = _mm256_set1_ps(-0.0f);
   const __m256 lim = _mm256_set1_ps(127.0f), nlim = _mm256_set1_ps(-127.0f);
   for (int64_t b = 0; b < nb; ++b) {
@@ -68,14 +65,7 @@ void pk_quantize_act(const float* x, int64_t k, uint8_t* dst) {
     const __m256i p8 = _mm256_packs_epi16(p16a, p16b);
     const __m256i perm = _mm256_permutevar8x32_epi32(p8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + 32 * b), perm);
-    const int32_t s0 = hsum8_epi32(_mm256_add_epi32(c[0], c[1])), s1 = hsum8_epi32(_mm256_add_epi32(c[2], c[3]));
-    const int32_t s = s0 + s1;
-    da[b] = d;
-    sa[b] = d * static_cast<float>(s);
-    c8[b] = 8 * s;
-    c128[b] = 128 * s;
-    c128[nb + 2 * b] = 32 * s0;
-    c128[nb + 2 * b + 1] = 32 * s1;
+    pk_set_block(a, b, d, hsum8_epi32(_mm256_add_epi32(c[0], c[1])), hsum8_epi32(_mm256_add_epi32(c[2], c[3])));
   }
 }
 

@@ -469,11 +469,8 @@ bool float_row(GgmlType type, const uint8_t* src, const Geometry& g, float* dst)
 
 void pk_quantize_act(const float* x, int64_t k, uint8_t* dst) {
   const int64_t nb = k / 32;
-  int8_t* q = reinterpret_cast<int8_t*>(dst);
-  float* da = reinterpret_cast<float*>(dst + k);
-  float* sa = da + nb;
-  int32_t* c8 = reinterpret_cast<int32_t*>(sa + nb);
-  int32_t* c128 = c8 + nb;
+  const PkActRow a = pk_act_row(dst, k);
+  int8_t* q = a.q;
   const __m512 lim = _mm512_set1_ps(127.0f), nlim = _mm512_set1_ps(-127.0f);
   for (int64_t b = 0; b < nb; ++b) {
     const __m512 x0 = _mm512_loadu_ps(x + 32 * b), x1 = _mm512_loadu_ps(x + 32 * b + 16);
@@ -485,14 +482,7 @@ void pk_quantize_act(const float* x, int64_t k, uint8_t* dst) {
     const __m512i q1 = _mm512_cvtps_epi32(_mm512_min_ps(lim, _mm512_max_ps(nlim, _mm512_mul_ps(x1, vid))));
     _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 32 * b), _mm512_cvtsepi32_epi8(q0));
     _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 32 * b + 16), _mm512_cvtsepi32_epi8(q1));
-    const int32_t s0 = _mm512_reduce_add_epi32(q0), s1 = _mm512_reduce_add_epi32(q1);
-    const int32_t sum = s0 + s1;
-    da[b] = d;
-    sa[b] = d * static_cast<float>(sum);
-    c8[b] = 8 * sum;
-    c128[b] = 128 * sum;
-    c128[nb + 2 * b] = 32 * s0;
-    c128[nb + 2 * b + 1] = 32 * s1;
+    pk_set_block(a, b, d, _mm512_reduce_add_epi32(q0), _mm512_reduce_add_epi32(q1));
   }
 }
 

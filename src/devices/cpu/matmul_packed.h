@@ -81,6 +81,20 @@ constexpr size_t kPkQ6KSuper = kPkQ6KHeader + 8 * kPkQ6KRec;
 // Bytes of one token's quantized activations for row length k (k % 32 == 0),
 // rounded up to 64.
 size_t pk_act_stride(int64_t k);
+// The parts of one token's activation row (layout above), and the per-block
+// fields every kernel set's quantizer writes the same way: scale d and the
+// code sums of the two 16-element halves. Out of line on purpose (the per-ISA
+// files must not share inline code built with different flags).
+struct PkActRow {
+  int8_t* q;
+  float* da;
+  float* sa;
+  int32_t* c8;
+  int32_t* c128;
+  int32_t* c32h;
+};
+PkActRow pk_act_row(uint8_t* row, int64_t k);
+void pk_set_block(const PkActRow& a, int64_t b, float d, int32_t s0, int32_t s1);
 // Packs 16 GGUF rows (row_stride bytes apart, k elements each) into one
 // group of nb = k / 32 records at dst.
 void pk_pack_group(GgmlType type, const uint8_t* src, size_t row_stride, int64_t k, uint8_t* dst);

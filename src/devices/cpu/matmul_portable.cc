@@ -291,11 +291,8 @@ namespace {
 
 void pk_quantize_act_portable(const float* x, int64_t k, uint8_t* dst) {
   const int64_t nb = k / 32;
-  int8_t* q = reinterpret_cast<int8_t*>(dst);
-  float* da = reinterpret_cast<float*>(dst + k);
-  float* sa = da + nb;
-  int32_t* c8 = reinterpret_cast<int32_t*>(sa + nb);
-  int32_t* c128 = c8 + nb;
+  const PkActRow a = pk_act_row(dst, k);
+  int8_t* q = a.q;
   for (int64_t b = 0; b < nb; ++b) {
     float amax = 0.0f;
     for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(x[32 * b + i]));
@@ -308,13 +305,7 @@ void pk_quantize_act_portable(const float* x, int64_t k, uint8_t* dst) {
       q[32 * b + i] = static_cast<int8_t>(c);
       half[i / 16] += c;
     }
-    const int32_t sum = half[0] + half[1];
-    da[b] = d;
-    sa[b] = d * static_cast<float>(sum);
-    c8[b] = 8 * sum;
-    c128[b] = 128 * sum;
-    c128[nb + 2 * b] = 32 * half[0];
-    c128[nb + 2 * b + 1] = 32 * half[1];
+    pk_set_block(a, b, d, half[0], half[1]);
   }
 }
 
