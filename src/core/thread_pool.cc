@@ -113,7 +113,8 @@ void ThreadPool::run(const std::function<void(int)>& fn) {
   wait_until([&] { return pending_.load(std::memory_order_acquire) == 0; });
 }
 
-void ThreadPool::parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
+void ThreadPool::parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn,
+                              int chunks_per_thread) {
   if (n <= 0) return;
   if (grain < 1) grain = 1;
   const int64_t units = (n + grain - 1) / grain;
@@ -126,7 +127,8 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain, const std::function<void
     const char* e = std::getenv("SUANLI_POOL_CHUNKS");
     return e ? std::max(1, std::atoi(e)) : kChunksPerThread;
   }();
-  const int64_t chunks = std::min<int64_t>(units, int64_t{n_threads_} * per_thread);
+  const int64_t chunks =
+      std::min<int64_t>(units, int64_t{n_threads_} * (chunks_per_thread > 0 ? chunks_per_thread : per_thread));
   const std::function<void(int64_t)> chunk = [&](int64_t c) {
     const int64_t begin = units * c / chunks * grain;
     const int64_t end = std::min(n, units * (c + 1) / chunks * grain);

@@ -39,8 +39,12 @@ class ThreadPool {
 
   // Runs fn(begin, end) over chunks covering [0, n): multiples of `grain`
   // except the last, about kChunksPerThread per thread (the environment
-  // variable SUANLI_POOL_CHUNKS overrides it, for experiments).
-  void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t begin, int64_t end)>& fn);
+  // variable SUANLI_POOL_CHUNKS overrides it, for experiments), or
+  // `chunks_per_thread` when given: more, smaller chunks for work items of
+  // unequal cost (attention over sequences of different lengths), where
+  // one thread's last big chunk would leave the others waiting.
+  void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t begin, int64_t end)>& fn,
+                    int chunks_per_thread = 0);
 
   static constexpr int kChunksPerThread = 2;
 

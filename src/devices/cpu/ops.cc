@@ -213,6 +213,16 @@ SUANLI_AVX512_TARGET inline __m512 tree_sum16_x4(__m512 a0, __m512 a1, __m512 a2
   const __m512 p = _mm512_add_ps(q, _mm512_shuffle_ps(q, q, _MM_SHUFFLE(3, 2, 3, 2)));
   return _mm512_add_ps(p, _mm512_shuffle_ps(p, p, _MM_SHUFFLE(1, 1, 1, 1)));
 }
+// Prefetches every cache line of the F16 row of `d` elements at row[r] (K /
+// V rows of one head are 2 d bytes, often more than a line, and the rows of
+// one sequence lie one slot apart, a stride the hardware does not follow far
+// enough ahead for a memory-bound decode batch).
+inline void prefetch_row(const uint16_t* const* row, int64_t r, int64_t nk, int64_t d) {
+  if (r >= nk) return;
+  const char* p = reinterpret_cast<const char*>(row[r]);
+  for (int64_t b = 0; b < 2 * d; b += 64) _mm_prefetch(p + b, _MM_HINT_T0);
+}
+constexpr int64_t kPrefetchKeys = 8;  // how far ahead K / V rows are fetched
 SUANLI_AVX512_TARGET inline __m512 load_f16x16(const uint16_t* p) {
   return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
 }
@@ -224,6 +234,7 @@ SUANLI_AVX512_TARGET void dots_f16_avx512(const float* const* q, int nq, const u
     nk = std::max(nk, lim[i]);
     nk_all = std::min(nk_all, lim[i]);
   }
+  for (int64_t r0 = 0; r0 < kPrefetchKeys; ++r0) prefetch_row(k, r0, nk, d);
   int64_t r = 0;
   // Four keys at a time while every query sees all four (d <= 64 keeps
   // the four rows in registers).
@@ -235,7 +246,7 @@ SUANLI_AVX512_TARGET void dots_f16_avx512(const float* const* q, int nq, const u
       for (int j = 0; j < 4; ++j) {
         for (int64_t c = 0; c < nv; ++c) kr[j][c] = load_f16x16(k[r + j] + 16 * c);
       }
-      if (r + 4 < nk) _mm_prefetch(reinterpret_cast<const char*>(k[r + 4]), _MM_HINT_T0);
+      for (int j = 0; j < 4; ++j) prefetch_row(k, r + kPrefetchKeys + j, nk, d);
       for (int i = 0; i < nq; ++i) {
         __m512 a[4];
         for (int j = 0; j < 4; ++j) a[j] = _mm512_setzero_ps();
@@ -251,7 +262,7 @@ SUANLI_AVX512_TARGET void dots_f16_avx512(const float* const* q, int nq, const u
   for (; r < nk; ++r) {
     __m512 kr[8];
     for (int64_t c = 0; c < nv; ++c) kr[c] = load_f16x16(k[r] + 16 * c);
-    if (r + 1 < nk) _mm_prefetch(reinterpret_cast<const char*>(k[r + 1]), _MM_HINT_T0);
+    prefetch_row(k, r + kPrefetchKeys, nk, d);
     for (int i = 0; i < nq; ++i) {
       if (r >= lim[i]) continue;
       __m512 a = _mm512_setzero_ps();
@@ -271,10 +282,11 @@ SUANLI_AVX512_TARGET void accumulate_f16_regs(const float* p, int64_t ldp, const
     nk = std::max(nk, lim[i]);
     for (int c = 0; c < NV; ++c) a[i][c] = _mm512_loadu_ps(acc + i * d + 16 * c);
   }
+  for (int64_t r0 = 0; r0 < kPrefetchKeys; ++r0) prefetch_row(v, r0, nk, d);
   for (int64_t r = 0; r < nk; ++r) {
     __m512 vr[NV];
     for (int c = 0; c < NV; ++c) vr[c] = load_f16x16(v[r] + 16 * c);
-    if (r + 1 < nk) _mm_prefetch(reinterpret_cast<const char*>(v[r + 1]), _MM_HINT_T0);
+    prefetch_row(v, r + kPrefetchKeys, nk, d);
     for (int i = 0; i < NQ; ++i) {
       if (r >= lim[i]) continue;
       const __m512 pr = _mm512_set1_ps(p[i * ldp + r]);
@@ -320,7 +332,7 @@ SUANLI_AVX512_TARGET void accumulate_f16_avx512(const float* p, int64_t ldp, int
   for (int64_t r = 0; r < nk; ++r) {
     __m512 vr[8];
     for (int64_t c = 0; c < nv; ++c) vr[c] = load_f16x16(v[r] + 16 * c);
-    if (r + 1 < nk) _mm_prefetch(reinterpret_cast<const char*>(v[r + 1]), _MM_HINT_T0);
+    prefetch_row(v, r + kPrefetchKeys, nk, d);
     for (int i = 0; i < nq; ++i) {
       if (r >= lim[i]) continue;
       const __m512 pr = _mm512_set1_ps(p[i * ldp + r]);
@@ -603,7 +615,9 @@ void attention(ThreadPool& pool, Workspace& /*ws*/, const float* q, int64_t n_to
   if (n_items == 1) {
     body(0, 1);
   } else {
-    pool.parallel_for(n_items, 1, body);
+    // Items differ in cost (sequences of different lengths): claimed one
+    // by one, up to 32 per thread, so no thread idles behind a long chunk.
+    pool.parallel_for(n_items, 1, body, 32);
   }
 }
 

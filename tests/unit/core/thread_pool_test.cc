@@ -28,11 +28,16 @@ TEST(ThreadPool, every_index_exactly_once_with_interleaved_jobs) {
       }
       const int n = std::uniform_int_distribution<int>(0, 2999)(rng);
       const int grain = std::uniform_int_distribution<int>(1, 64)(rng);
+      // 0: the default chunking; otherwise finer chunks per thread.
+      const int per_thread = iter % 3 == 0 ? 0 : std::uniform_int_distribution<int>(1, 64)(rng);
       std::fill(hits.begin(), hits.begin() + n, 0);
-      pool.parallel_for(n, grain, [&](int64_t b, int64_t e) {
-        EXPECT_TRUE(b % grain == 0) << "chunks start on a grain boundary";
-        for (int64_t i = b; i < e; ++i) hits[static_cast<size_t>(i)]++;
-      });
+      pool.parallel_for(
+          n, grain,
+          [&](int64_t b, int64_t e) {
+            EXPECT_TRUE(b % grain == 0) << "chunks start on a grain boundary";
+            for (int64_t i = b; i < e; ++i) hits[static_cast<size_t>(i)]++;
+          },
+          per_thread);
       for (int i = 0; i < n; ++i) ASSERT_EQ(hits[static_cast<size_t>(i)], 1) << "index " << i << " n=" << n;
     }
   }
