@@ -16,6 +16,7 @@ packages=(
   libcurl4-openssl-dev libssl-dev
   libpcre2-dev libutf8proc-dev
   libboost-dev
+  libhwy-dev
   python3 python3-venv python3-pip
 )
 if [[ $want_test == 1 ]]; then

@@ -15,6 +15,7 @@
 #include <string_view>
 
 #include "conformance.h"
+#include "cross/packed_kernels_compare.h"
 #include "devices/cpu/matmul_kernels.h"
 #include "devices/cpu/reference.h"
 
@@ -218,8 +219,8 @@ TEST(Matmul, prepared_and_stacked_weights_match_reference) {
 }
 
 // The packed kernels of every CPU kernel set that has them (AVX-512 VNNI,
-// AVX2) give the same bits: integer sums are exact and the float steps per
-// (row, token) are the same.
+// AVX2, Highway at its best target, portable) give the same bits: integer
+// sums are exact and the float steps per (row, token) are the same.
 TEST(Matmul, packed_kernels_agree_across_instruction_sets) {
   IsaGuard guard;
   auto devs = devices_under_test(2);
@@ -253,6 +254,40 @@ TEST(Matmul, packed_kernels_agree_across_instruction_sets) {
     }
     if (sets < 2) std::printf("note: only %d kernel set(s) with packed kernels here\n", sets);
   }
+}
+
+// The Highway kernel set on every Highway target this CPU runs (here x86:
+// SSSE3, SSE4, AVX2, AVX3), against the portable kernels, bit for bit: every
+// packed format, several K, T = 1..9 (tests/cross/packed_kernels_compare.h;
+// scripts/cross_check.sh runs the same comparison for aarch64 under qemu).
+TEST(Matmul, hwy_packed_kernels_match_portable_on_every_highway_target) {
+  struct RestoreBest {
+    ~RestoreBest() { cpu::mm::hwy_force_target(""); }
+  } restore;
+  const std::vector<std::string> targets = cpu::mm::hwy_target_names();
+  ASSERT_FALSE(targets.empty());
+  Seeded s;
+  SCOPED_TRACE(s.trace());
+  for (const std::string& target : targets) {
+    SCOPED_TRACE("Highway target " + target);
+    ASSERT_TRUE(cpu::mm::hwy_force_target(target));
+    EXPECT_EQ(std::string(cpu::mm::hwy_running_target()), target);
+    const cpu::mm::PkComparison r =
+        cpu::mm::compare_packed_kernels(*cpu::mm::portable_kernels(), *cpu::mm::hwy_kernels(), s.seed);
+    EXPECT_EQ(r.difference, "");
+    if (r.difference.empty()) {
+      EXPECT_EQ(r.cases, 3 * 3 * 9 + 3 * 2 * 9);  // formats x K x T
+    }
+  }
+  // The set is registered (so the device tests above run it too), after the
+  // hand-written x86 sets and before the portable one.
+  const std::vector<std::string_view> isas = cpu::mm::available_isas();
+  ASSERT_GE(isas.size(), 2u);
+  EXPECT_EQ(isas[isas.size() - 2], "hwy");
+  EXPECT_EQ(isas.back(), "portable");
+  std::printf("note: hwy kernels checked on Highway targets:");
+  for (const std::string& t : targets) std::printf(" %s", t.c_str());
+  std::printf("\n");
 }
 
 TEST(Matmul, handles_single_row_and_many_rows) {

@@ -6,14 +6,17 @@
 // the batch over that tile, 4 rows x 4 tokens per kernel call. Every weight
 // byte is read from memory once per call whatever the batch size.
 //
-// Run-time dispatch: one translation unit per instruction set
-// (matmul_avx512.cc, matmul_avx2.cc) compiled with its own -m flags, chosen
-// here with __builtin_cpu_supports. We chose this over Highway's
-// foreach_target: the hot loops are int8 dot products (vpdpbusd, maddubs),
-// which Highway 1.0.3 does not expose, so every kernel would have been raw
-// intrinsics behind HWY_TARGET guards anyway; separate TUs keep each ISA's
-// code readable and the build flags explicit. The rest of the project is
-// built for baseline x86-64, so the binary runs on any x86-64.
+// Run-time dispatch, two levels. Kernel sets, best first: on x86 the
+// hand-written avx512vnni and avx2 sets (one translation unit each, built
+// with its own -m flags, chosen here with __builtin_cpu_supports; their hot
+// loops are vpdpbusd / vpmaddubsw, which Highway 1.0.3 does not expose, and
+// they are faster than the Highway set on the CPUs they cover), then "hwy"
+// (matmul_hwy.cc: the packed kernels written once with Highway, which picks
+// its own target at run time: SSSE3 to AVX-512 on x86, NEON / SVE /
+// SVE2 on Arm, RVV on RISC-V), then the portable set. Off x86 "hwy" is first.
+// Sets without a kernel for a layout fall back to the portable one. The
+// rest of the project is built for the baseline ISA, so one binary runs on
+// any CPU of its architecture.
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -75,6 +78,9 @@ std::vector<const KernelTable*> runnable_tables() {
   std::vector<const KernelTable*> tables;
   if (const KernelTable* t = avx512_kernels(); t && cpu_has_avx512vnni()) tables.push_back(t);
   if (const KernelTable* t = avx2_kernels(); t && cpu_has_avx2()) tables.push_back(t);
+  // Any CPU (Highway picks a target, the portable code at worst): after the
+  // hand-written x86 sets, which are faster, and first everywhere else.
+  tables.push_back(hwy_kernels());
   tables.push_back(portable_kernels());
   return tables;
 }
@@ -91,7 +97,7 @@ KernelTable complete(const KernelTable& t) {
   return r;
 }
 
-// The best set, or the one SUANLI_CPU_ISA names (avx512vnni, avx2,
+// The best set, or the one SUANLI_CPU_ISA names (avx512vnni, avx2, hwy,
 // portable) when this machine can run it: for benchmarks of each set.
 KernelTable& active() {
   static KernelTable table = [] {

@@ -30,6 +30,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -94,13 +95,26 @@ struct KernelTable {
 const KernelTable* portable_kernels();
 const KernelTable* avx2_kernels();
 const KernelTable* avx512_kernels();
+// Highway (matmul_hwy.cc): packed rows16 kernels only, dispatched at run time
+// to the best target Highway compiled for this CPU; its other members are
+// null (the portable ones serve).
+const KernelTable* hwy_kernels();
+
+// For tests of the hwy set on every target: the Highway targets compiled in
+// that this CPU runs, best first ("AVX3", "AVX2", "SSE4", "NEON", "SVE2",
+// ...); making the hwy kernels run on one of them ("" = the best again;
+// false if not in the list; process wide, not thread safe with running
+// matmuls); and the target they run on now.
+std::vector<std::string> hwy_target_names();
+bool hwy_force_target(std::string_view name);
+const char* hwy_running_target();
 
 // The portable unpacker (any integer format in supported_weight_formats()).
 void unpack_row_portable(GgmlType type, const uint8_t* src, const Geometry& g, uint8_t* dst);
 bool float_row_portable(GgmlType type, const uint8_t* src, const Geometry& g, float* dst);
 
 // Names of the kernel sets this machine can run, best first ("avx512vnni",
-// "avx2", "portable"). select_isa picks one for all later matmuls (tests and
+// "avx2", "hwy", "portable"). select_isa picks one for all later matmuls (tests and
 // benchmarks compare them); false if it is not available here. Not thread
 // safe with concurrent matmuls.
 std::vector<std::string_view> available_isas();
