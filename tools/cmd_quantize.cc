@@ -31,7 +31,7 @@ Runner add_quantize(CLI::App& app) {
   CLI::App* sub = app.add_subcommand("quantize", "Rewrite a model's weight matrices in another format");
   sub->add_option("input", a->in, "Input GGUF")->required();
   sub->add_option("output", a->out, "Output GGUF")->required();
-  sub->add_option("--type", a->type, "Target format (f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q6_k)")->required();
+  sub->add_option("--type", a->type, "Target format (f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, q3_k, q4_k, q5_k, q6_k)")->required();
   sub->add_flag("--keep-embedding", a->keep_embedding, "Leave token_embd.weight in its format");
   return [a] {
     auto fail = [](const std::string& m) {

@@ -260,6 +260,10 @@ SYNTH = [
     ("qwen2.5-0.5b", "q8_0"),
     ("qwen3-0.6b", "f32"),
     ("qwen3-0.6b", "q4_k"),
+    ("qwen3-0.6b", "q2_k"),  # hidden 1024: every matrix in the k-quant itself
+    ("qwen3-0.6b", "q3_k"),
+    ("qwen3-0.6b", "q5_k"),
+    ("smollm2-135m", "q5_1"),
     ("llama3.2-1b", "f16"),  # rope_freqs (llama3 scaling); float weights for a tight check
 ]
 

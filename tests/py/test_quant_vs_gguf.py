@@ -3,7 +3,7 @@
 Dequantization must match gguf.quants.dequantize bit for bit, on every tensor
 of the default model and on random blocks of every format suanli reads. The
 legacy quantizers (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1) must produce gguf.quants.quantize's
-bytes exactly; the k-quant quantizers (Q4_K, Q6_K), which gguf-py lacks, are
+bytes exactly; the k-quant quantizers (Q2_K .. Q6_K), which gguf-py lacks, are
 checked by gguf-py dequantizing our bytes to what we dequantize, within an
 error bound of the input.
 """
@@ -19,7 +19,7 @@ from gguf import GGMLQuantizationType as T
 
 # Same per-format bounds as tests/unit/core/quant_test.cc: |x - y| as a
 # fraction of the largest |x| of x's block (32 or 256 elements).
-ROUND_TRIP_TOLERANCE = {T.Q4_K: 0.07, T.Q6_K: 0.036}
+ROUND_TRIP_TOLERANCE = {T.Q2_K: 0.37, T.Q3_K: 0.27, T.Q4_K: 0.07, T.Q5_K: 0.035, T.Q6_K: 0.036}
 
 # Byte offsets of the fp16 scale fields in one block of each format.
 FP16_FIELDS = {
@@ -165,7 +165,7 @@ def test_legacy_quantizers_match_gguf_bytes(suanli_bin, tmp_path, qtype):
                            f"(byte {bad[0] % type_size}): ours {ours[bad[0]]:#04x}, gguf-py {theirs[bad[0]]:#04x}")
 
 
-@pytest.mark.parametrize("qtype", [T.Q4_K, T.Q6_K], ids=lambda t: t.name)
+@pytest.mark.parametrize("qtype", [T.Q2_K, T.Q3_K, T.Q4_K, T.Q5_K, T.Q6_K], ids=lambda t: t.name)
 def test_k_quantizers_round_trip_and_gguf_reads_them(suanli_bin, tmp_path, qtype):
     x = random_rows(fresh_rng(qtype.name), 8, 1024)
     ours = suanli_quantize(suanli_bin, qtype, x, tmp_path)

@@ -57,7 +57,10 @@ void dequantize_q3_k(const uint8_t* src, float* dst, int64_t n);
 void dequantize_q4_k(const uint8_t* src, float* dst, int64_t n);
 void dequantize_q5_k(const uint8_t* src, float* dst, int64_t n);
 void dequantize_q6_k(const uint8_t* src, float* dst, int64_t n);
+void quantize_q2_k(const float* src, uint8_t* dst, int64_t n);
+void quantize_q3_k(const float* src, uint8_t* dst, int64_t n);
 void quantize_q4_k(const float* src, uint8_t* dst, int64_t n);
+void quantize_q5_k(const float* src, uint8_t* dst, int64_t n);
 void quantize_q6_k(const float* src, uint8_t* dst, int64_t n);
 
 // fp8.cc

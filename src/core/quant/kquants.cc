@@ -56,11 +56,56 @@ inline int nearest_clamped(float v, int lo, int hi) {
   return r >= static_cast<float>(hi) ? hi : static_cast<int>(r);
 }
 
-// Smallest integer k in [0, 63] with k * step >= v (v >= 0, step >= 0).
-inline int ceil_index(float v, float step) {
+// Smallest integer k in [0, top] with k * step >= v (v >= 0, step >= 0).
+inline int ceil_index(float v, float step, int top = 63) {
   if (!(step > 0.0f) || !(v > 0.0f)) return 0;
   const float k = std::ceil(v / step);
-  return k >= 63.0f ? 63 : static_cast<int>(k);
+  return k >= static_cast<float>(top) ? top : static_cast<int>(k);
+}
+
+// The asymmetric k-quants' scale / min choice (Q2_K, Q4_K, Q5_K), as in
+// quantize_q4_k below: per sub-block of `len` elements (n_sub of them) a min
+// index rounded up so -dmin * m covers the smallest value (capped at 0), then
+// a scale index rounded up so `levels` steps reach the largest value. Indices
+// are in [0, top]; the grid covers each sub-block, so no element clips.
+struct ScaleMin {
+  float d = 0, dmin = 0;
+  uint8_t sc[16] = {}, m[16] = {};
+  float min_value[16] = {};
+};
+ScaleMin choose_scale_min(const float* src, int n_sub, int len, int levels, int top) {
+  ScaleMin r;
+  float neg_min[16], top_value[16];
+  float max_neg_min = 0.0f;
+  for (int j = 0; j < n_sub; ++j) {
+    float lo = 0.0f, hi = src[len * j];
+    for (int l = 0; l < len; ++l) {
+      lo = std::min(lo, src[len * j + l]);
+      hi = std::max(hi, src[len * j + l]);
+    }
+    neg_min[j] = -lo;
+    top_value[j] = hi;
+    max_neg_min = std::max(max_neg_min, neg_min[j]);
+  }
+  r.dmin = round_to_fp16(max_neg_min / static_cast<float>(top));
+  float need[16];
+  float max_need = 0.0f;
+  for (int j = 0; j < n_sub; ++j) {
+    r.m[j] = static_cast<uint8_t>(ceil_index(neg_min[j], r.dmin, top));
+    r.min_value[j] = r.dmin * static_cast<float>(r.m[j]);
+    need[j] = std::max(0.0f, (top_value[j] + r.min_value[j]) / static_cast<float>(levels));
+    max_need = std::max(max_need, need[j]);
+  }
+  r.d = round_to_fp16(max_need / static_cast<float>(top));
+  for (int j = 0; j < n_sub; ++j) r.sc[j] = static_cast<uint8_t>(ceil_index(need[j], r.d, top));
+  return r;
+}
+
+// Element v's code on sub-block j's grid: round((v + min) / step) in
+// [0, levels].
+inline int grid_code(const ScaleMin& g, int j, float v, int levels) {
+  const float step = g.d * static_cast<float>(g.sc[j]);
+  return step > 0.0f ? nearest_clamped((v + g.min_value[j]) / step, 0, levels) : 0;
 }
 
 }  // namespace
@@ -162,49 +207,101 @@ void dequantize_q6_k(const uint8_t* src, float* dst, int64_t n) {
 
 // Round-to-nearest Q4_K. Unlike ggml's quantize_row_q4_K_ref, which searches
 // each sub-block's scale and min by weighted least squares, this picks them so
-// the grid always covers the sub-block: the min index rounds up (so -dmin * m
-// <= the smallest value, which is also capped at 0 as ggml does), then the
-// scale index rounds up so that 15 steps reach the largest value. With no
-// clipping the error of every element is at most half a step, a bound the
-// tests can pin; the cost is a slightly coarser grid than least squares.
+// the grid always covers the sub-block (choose_scale_min): the min index
+// rounds up (so -dmin * m <= the smallest value, which is also capped at 0 as
+// ggml does), then the scale index rounds up so that 15 steps reach the
+// largest value. With no clipping the error of every element is at most half
+// a step, a bound the tests can pin; the cost is a slightly coarser grid than
+// least squares. Q5_K (31 steps) and Q2_K (3 steps, 4-bit indices over
+// 16-element sub-blocks) are made the same way.
 void quantize_q4_k(const float* src, uint8_t* dst, int64_t n) {
   for (int64_t b = 0; b < n / kQK; ++b, src += kQK, dst += 144) {
-    float neg_min[8], top[8];
-    float max_neg_min = 0.0f;
-    for (int j = 0; j < 8; ++j) {
-      float lo = 0.0f, hi = src[32 * j];
-      for (int l = 0; l < 32; ++l) {
-        lo = std::min(lo, src[32 * j + l]);
-        hi = std::max(hi, src[32 * j + l]);
-      }
-      neg_min[j] = -lo;
-      top[j] = hi;
-      max_neg_min = std::max(max_neg_min, neg_min[j]);
-    }
-    const float dmin = round_to_fp16(max_neg_min / 63.0f);
-    uint8_t m[8], sc[8];
-    float min_value[8], need[8];
-    float max_need = 0.0f;
-    for (int j = 0; j < 8; ++j) {
-      m[j] = static_cast<uint8_t>(ceil_index(neg_min[j], dmin));
-      min_value[j] = dmin * static_cast<float>(m[j]);
-      need[j] = std::max(0.0f, (top[j] + min_value[j]) / 15.0f);
-      max_need = std::max(max_need, need[j]);
-    }
-    const float d = round_to_fp16(max_need / 63.0f);
-    for (int j = 0; j < 8; ++j) sc[j] = static_cast<uint8_t>(ceil_index(need[j], d));
-
-    store_fp16(dst, d);
-    store_fp16(dst + 2, dmin);
-    set_scale_min_k4(sc, m, dst + 4);
+    const ScaleMin g = choose_scale_min(src, 8, 32, 15, 63);
+    store_fp16(dst, g.d);
+    store_fp16(dst + 2, g.dmin);
+    set_scale_min_k4(g.sc, g.m, dst + 4);
     uint8_t* qs = dst + 16;
     std::memset(qs, 0, 128);
     for (int j = 0; j < 8; ++j) {
-      const float step = d * static_cast<float>(sc[j]);
       for (int l = 0; l < 32; ++l) {
-        const int q = step > 0.0f ? nearest_clamped((src[32 * j + l] + min_value[j]) / step, 0, 15) : 0;
-        qs[32 * (j / 2) + l] |= static_cast<uint8_t>(q << (4 * (j % 2)));
+        qs[32 * (j / 2) + l] |= static_cast<uint8_t>(grid_code(g, j, src[32 * j + l], 15) << (4 * (j % 2)));
       }
+    }
+  }
+}
+
+void quantize_q5_k(const float* src, uint8_t* dst, int64_t n) {
+  for (int64_t b = 0; b < n / kQK; ++b, src += kQK, dst += 176) {
+    const ScaleMin g = choose_scale_min(src, 8, 32, 31, 63);
+    store_fp16(dst, g.d);
+    store_fp16(dst + 2, g.dmin);
+    set_scale_min_k4(g.sc, g.m, dst + 4);
+    uint8_t* qh = dst + 16;
+    uint8_t* qs = dst + 48;
+    std::memset(qh, 0, 32 + 128);
+    for (int j = 0; j < 8; ++j) {
+      for (int l = 0; l < 32; ++l) {
+        const int q = grid_code(g, j, src[32 * j + l], 31);
+        qs[32 * (j / 2) + l] |= static_cast<uint8_t>((q & 0x0f) << (4 * (j % 2)));
+        qh[l] |= static_cast<uint8_t>((q >> 4) << j);
+      }
+    }
+  }
+}
+
+void quantize_q2_k(const float* src, uint8_t* dst, int64_t n) {
+  for (int64_t b = 0; b < n / kQK; ++b, src += kQK, dst += 84) {
+    const ScaleMin g = choose_scale_min(src, 16, 16, 3, 15);
+    uint8_t* qs = dst + 16;
+    std::memset(qs, 0, 64);
+    for (int s = 0; s < 16; ++s) dst[s] = static_cast<uint8_t>(g.sc[s] | (g.m[s] << 4));
+    for (int e = 0; e < kQK; ++e) {
+      qs[half_byte(e)] |= static_cast<uint8_t>(grid_code(g, e / 16, src[e], 3) << (2 * ((e % 128) / 32)));
+    }
+    store_fp16(dst + 80, g.d);
+    store_fp16(dst + 82, g.dmin);
+  }
+}
+
+// Round-to-nearest Q3_K, symmetric like Q6_K below: each 16-element
+// sub-block's scale maps its largest-magnitude value to code -4 exactly,
+// scales are rounded to 6 bits (stored + 32) against d = max |scale| / 31,
+// codes in [-4, 3] against the scale actually stored.
+void quantize_q3_k(const float* src, uint8_t* dst, int64_t n) {
+  for (int64_t b = 0; b < n / kQK; ++b, src += kQK, dst += 110) {
+    float scale[16];
+    float max_abs_scale = 0.0f;
+    for (int s = 0; s < 16; ++s) {
+      float amax = 0.0f, extreme = 0.0f;
+      for (int l = 0; l < 16; ++l) {
+        const float v = src[16 * s + l];
+        if (std::fabs(v) > amax) {
+          amax = std::fabs(v);
+          extreme = v;
+        }
+      }
+      scale[s] = extreme / -4.0f;
+      max_abs_scale = std::max(max_abs_scale, std::fabs(scale[s]));
+    }
+    const float d = round_to_fp16(max_abs_scale / 31.0f);
+    const float id = d > 0.0f ? 1.0f / d : 0.0f;
+    int sc[16];
+    uint8_t* hmask = dst;
+    uint8_t* qs = dst + 32;
+    uint8_t* packed = dst + 96;
+    std::memset(dst, 0, 108);
+    for (int s = 0; s < 16; ++s) {
+      sc[s] = nearest_clamped(scale[s] * id, -32, 31);
+      const int u = sc[s] + 32;
+      packed[s % 8] |= static_cast<uint8_t>((u & 0x0f) << (4 * (s / 8)));
+      packed[8 + s % 4] |= static_cast<uint8_t>((u >> 4) << (2 * (s / 4)));
+    }
+    store_fp16(dst + 108, d);
+    for (int e = 0; e < kQK; ++e) {
+      const float step = d * static_cast<float>(sc[e / 16]);
+      const int q = (step != 0.0f ? nearest_clamped(src[e] / step, -4, 3) : 0) + 4;  // 0..7
+      qs[half_byte(e)] |= static_cast<uint8_t>((q & 3) << (2 * ((e % 128) / 32)));
+      hmask[e % 32] |= static_cast<uint8_t>((q >> 2) << (e / 32));
     }
   }
 }

@@ -28,10 +28,10 @@ constexpr Format kFormats[] = {
     {GgmlType::kQ5_0, internal::dequantize_q5_0, internal::quantize_q5_0},
     {GgmlType::kQ5_1, internal::dequantize_q5_1, internal::quantize_q5_1},
     {GgmlType::kQ8_0, internal::dequantize_q8_0, internal::quantize_q8_0},
-    {GgmlType::kQ2_K, internal::dequantize_q2_k, nullptr},
-    {GgmlType::kQ3_K, internal::dequantize_q3_k, nullptr},
+    {GgmlType::kQ2_K, internal::dequantize_q2_k, internal::quantize_q2_k},
+    {GgmlType::kQ3_K, internal::dequantize_q3_k, internal::quantize_q3_k},
     {GgmlType::kQ4_K, internal::dequantize_q4_k, internal::quantize_q4_k},
-    {GgmlType::kQ5_K, internal::dequantize_q5_k, nullptr},
+    {GgmlType::kQ5_K, internal::dequantize_q5_k, internal::quantize_q5_k},
     {GgmlType::kQ6_K, internal::dequantize_q6_k, internal::quantize_q6_k},
     {GgmlType::kMXFP8_E4M3, internal::dequantize_mxfp8_e4m3, internal::quantize_mxfp8_e4m3},
 };

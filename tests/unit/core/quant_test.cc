@@ -136,7 +136,10 @@ constexpr RoundTripCase kRoundTrip[] = {
     {GgmlType::kQ4_1, 0.07},   // half a step of 2/15
     {GgmlType::kQ5_0, 0.066},  // clipping opposite the extreme: 1/16
     {GgmlType::kQ5_1, 0.035},  // half a step of 2/31
+    {GgmlType::kQ2_K, 0.37},   // half a step of (2 + 1/15)/3 * (1 + 1/15)
+    {GgmlType::kQ3_K, 0.27},   // clipping opposite the extreme: 1/4 + 2 d (d = 1/124)
     {GgmlType::kQ4_K, 0.07},   // half a step of (2 + 1/63)/15 * (1 + 1/63)
+    {GgmlType::kQ5_K, 0.035},  // half a step of (2 + 1/63)/31 * (1 + 1/63)
     {GgmlType::kQ6_K, 0.036},  // clipping opposite the extreme: 1/32 + scale rounding
 };
 
@@ -211,11 +214,10 @@ TEST(Quantize, unsupported_types_are_named) {
   Status s = dequantize(GgmlType::kIQ2_XXS, q.data(), x.data(), 256);
   EXPECT_EQ(s.code(), StatusCode::kUnsupported);
   EXPECT_NE(s.message().find("IQ2_XXS"), std::string::npos) << s.message();
-  EXPECT_TRUE(can_dequantize(GgmlType::kQ2_K));
-  EXPECT_FALSE(can_quantize(GgmlType::kQ2_K));
-  s = quantize(GgmlType::kQ2_K, x.data(), q.data(), 256);
+  EXPECT_FALSE(can_quantize(GgmlType::kIQ4_XS));
+  s = quantize(GgmlType::kIQ4_XS, x.data(), q.data(), 256);
   EXPECT_EQ(s.code(), StatusCode::kUnsupported);
-  EXPECT_NE(s.message().find("Q2_K"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("IQ4_XS"), std::string::npos) << s.message();
   EXPECT_EQ(dequantize(static_cast<GgmlType>(999), q.data(), x.data(), 1).code(), StatusCode::kUnsupported);
 }
 
