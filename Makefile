@@ -13,7 +13,7 @@ FUZZ_SECONDS ?= 60
 CUDA_ARCHS ?= 80;90
 HIP_ARCHS ?= gfx90a
 
-.PHONY: run test deps test-deps build build-asan build-fuzz build-cuda build-hip model unit-test asan-test fuzz-smoke pytest clean format
+.PHONY: run test deps test-deps build build-asan build-fuzz build-cuda build-hip model unit-test asan-test fuzz-smoke pytest cross-check clean format
 
 # `make run` serves the default model (SUANLI_PORT / SUANLI_HOST and every
 # other SUANLI_* variable configure it; see docs/server.md). Ctrl-C stops it.
@@ -90,6 +90,12 @@ fuzz-smoke:
 
 pytest:
 	SUANLI_BIN=$(abspath $(SUANLI)) $(VENV)/bin/python -m pytest -q tests/py
+
+# The Highway matmul kernels on aarch64 (NEON, SVE) and riscv64 under
+# qemu-user, bit for bit against the portable ones (installs the cross
+# toolchains; not part of `make test`).
+cross-check:
+	scripts/cross_check.sh
 
 clean:
 	rm -rf build

@@ -9,14 +9,14 @@
 // Run-time dispatch, two levels. Kernel sets, best first: on x86 the
 // hand-written avx512vnni and avx2 sets (one translation unit each, built
 // with its own -m flags, chosen here with __builtin_cpu_supports; their hot
-// loops are vpdpbusd / vpmaddubsw, which Highway 1.0.3 does not expose, and
-// they are faster than the Highway set on the CPUs they cover), then "hwy"
+// loops are vpdpbusd / vpmaddubsw, which Highway 1.0.3 does not expose, so
+// they need fewer instructions than the Highway set; not timed), then "hwy"
 // (matmul_hwy.cc: the packed kernels written once with Highway, which picks
 // its own target at run time: SSSE3 to AVX-512 on x86, NEON / SVE /
-// SVE2 on Arm, RVV on RISC-V), then the portable set. Off x86 "hwy" is first.
-// Sets without a kernel for a layout fall back to the portable one. The
-// rest of the project is built for the baseline ISA, so one binary runs on
-// any CPU of its architecture.
+// SVE2 on Arm, RVV on RISC-V where the compiler has it), then the portable
+// set. Off x86 "hwy" is first. Sets without a kernel for a layout fall back
+// to the portable one. The rest of the project is built for the baseline
+// ISA, so one binary runs on any CPU of its architecture.
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -79,7 +79,7 @@ std::vector<const KernelTable*> runnable_tables() {
   if (const KernelTable* t = avx512_kernels(); t && cpu_has_avx512vnni()) tables.push_back(t);
   if (const KernelTable* t = avx2_kernels(); t && cpu_has_avx2()) tables.push_back(t);
   // Any CPU (Highway picks a target, the portable code at worst): after the
-  // hand-written x86 sets, which are faster, and first everywhere else.
+  // hand-written x86 sets (fewer instructions), first everywhere else.
   tables.push_back(hwy_kernels());
   tables.push_back(portable_kernels());
   return tables;

@@ -3,12 +3,13 @@
 // this architecture (x86: SSSE3, SSE4, AVX2, AVX3; Arm: NEON, SVE, SVE2;
 // RISC-V: RVV where the compiler has it), picked at run time by
 // HWY_DYNAMIC_DISPATCH. It is the fast set on CPUs the hand-written
-// AVX-512 / AVX2 files do not cover; on x86 those stay first (faster: they
-// use vpdpbusd / vpmaddubsw, which Highway 1.0.3 does not expose).
+// AVX-512 / AVX2 files do not cover; on x86 those stay first (about a
+// quarter of the instructions per block and token, by count: vpdpbusd /
+// vpmaddubsw on byte quads, which Highway 1.0.3 does not expose; not timed).
 //
 // Bit-identical to the portable kernels (and so to the AVX ones), tested on
-// every target the test machine runs (matmul_test.cc) and on aarch64 under
-// qemu (scripts/cross_check.sh):
+// every target the test machine runs (matmul_test.cc), and on aarch64
+// (NEON, SVE, SVE2) and riscv64 (EMU128) under qemu (scripts/cross_check.sh):
 // - integer block sums are exact, so only the float steps matter, and they
 //   are the portable kernel's, in its order, with one fused multiply-add
 //   where it calls std::fma;
@@ -109,7 +110,7 @@ void pk_quantize_act(const float* x, int64_t k, uint8_t* dst) {
     const float d = amax / 127.0f;
     const auto id = hn::Set(df, amax > 0.0f ? 127.0f / amax : 0.0f);
     int32_t half[2];
-    for (int h = 0; h < 2; ++h) {
+    for (size_t h = 0; h < 2; ++h) {
       auto sum = hn::Zero(di);
       for (size_t i = 16 * h; i < 16 * h + 16; i += n) {
         auto y = hn::Mul(hn::LoadU(df, xb + i), id);
@@ -373,12 +374,24 @@ void pk_tile_hwy(GgmlType type, const uint8_t* grp, int64_t nb, const uint8_t* a
   HWY_DYNAMIC_DISPATCH(pk_tile)(type, grp, nb, act, as, n_tok, bias, out, ldo);
 }
 
+#if (HWY_TARGETS & (HWY_TARGETS - 1)) == 0
+// One target compiled (static dispatch, e.g. HWY_COMPILE_ONLY_STATIC where
+// there is no libhwy for the architecture): nothing to choose.
+const std::vector<int64_t>& all_targets() {
+  static const std::vector<int64_t> kTargets = {HWY_TARGETS};
+  return kTargets;
+}
+void restrict_targets(int64_t) {}
+#else
 // The targets compiled here that this CPU runs, read before any
 // hwy_force_target narrowed what Highway reports.
 const std::vector<int64_t>& all_targets() {
   static const std::vector<int64_t> kTargets = hwy::SupportedAndGeneratedTargets();
   return kTargets;
 }
+// 0: all of them again.
+void restrict_targets(int64_t targets) { hwy::SetSupportedTargetsForTest(targets); }
+#endif
 
 }  // namespace
 
@@ -401,12 +414,12 @@ std::vector<std::string> hwy_target_names() {
 
 bool hwy_force_target(std::string_view name) {
   if (name.empty()) {
-    hwy::SetSupportedTargetsForTest(0);
+    restrict_targets(0);
     return true;
   }
   for (int64_t t : all_targets()) {
     if (name == hwy::TargetName(t)) {
-      hwy::SetSupportedTargetsForTest(t);
+      restrict_targets(t);
       return true;
     }
   }
