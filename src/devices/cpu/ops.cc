@@ -7,10 +7,14 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <optional>
+#include <string_view>
 
 #include "core/quant/quant.h"
 #include "devices/cpu/cpu_features.h"
 #include "devices/cpu/kernels.h"
+#include "devices/cpu/matmul_kernels.h"
+#include "devices/cpu/row_kernels.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -21,33 +25,11 @@ namespace {
 
 inline float silu(float x) { return x / (1.0f + std::exp(-x)); }
 
-// Row kernels of attention and kv_write: portable loops, and x86 versions
-// with F16C conversions and AVX2 FMA dot products (function-level target
-// attributes, chosen once at run time; the rest of the file stays baseline).
-// Dot products use 16 lanes and a fixed reduction tree either way.
-struct RowKernels {
-  void (*f16_to_f32)(const uint16_t* src, float* dst, int64_t n);
-  void (*f32_to_f16)(const float* src, uint16_t* dst, int64_t n);
-  // out[r] = dot(q, k[r]) * scale for r < nk (k rows of d floats).
-  void (*dots)(const float* q, const float* k, int64_t nk, int64_t d, float scale, float* out);
-  // acc[:] += p[r] * v[r][:] for r < nk, in order.
-  void (*accumulate)(const float* p, const float* v, int64_t nk, int64_t d, float* acc);
-  // Optional (null when absent), straight from F16 rows given by pointers,
-  // bit-identical to converting them and calling dots / accumulate: for
-  // query i < nq, keys r < lim[i]. d % 16 == 0, d <= 128.
-  //   out[i * ldo + r] = dot(q[i], k[r]) * scale
-  void (*dots_f16)(const float* const* q, int nq, const uint16_t* const* k, const int64_t* lim, int64_t d,
-                   float scale, float* out, int64_t ldo);
-  //   acc[i][:] += p[i * ldp + r] * v[r][:], r in order
-  void (*accumulate_f16)(const float* p, int64_t ldp, int nq, const uint16_t* const* v, const int64_t* lim,
-                         int64_t d, float* acc);
-  // sc[i] = exp(sc[i] - m) for i < n; returns their sum (a fixed order per
-  // kernel set).
-  float (*softmax_exp)(float* sc, int64_t n, float m);
-  // out[i] = silu(gate[i]) * up[i]
-  void (*swiglu)(const float* gate, const float* up, int64_t n, float* out);
-};
-
+// Row kernels of attention, kv_write and swiglu (row_kernels.h): portable
+// loops here, x86 versions with F16C conversions and AVX2 FMA dot products
+// and AVX-512 ones (function-level target attributes; the rest of the file
+// stays baseline), and the Highway set in ops_hwy.cc. Dot products use 16
+// lanes and a fixed reduction tree in every set.
 void swiglu_portable(const float* gate, const float* up, int64_t n, float* out) {
   for (int64_t i = 0; i < n; ++i) out[i] = silu(gate[i]) * up[i];
 }
@@ -345,27 +327,32 @@ SUANLI_AVX512_TARGET void accumulate_f16_avx512(const float* p, int64_t ldp, int
 }
 #endif
 
+// The set that goes with the selected matmul kernel set: "portable" and
+// "hwy" name theirs; the x86 sets get the best x86 row kernels this CPU runs.
 const RowKernels& row_kernels() {
-  static const RowKernels kernels = [] {
+  static const RowKernels portable{f16_to_f32_portable, f32_to_f16_portable, dots_portable,   accumulate_portable,
+                                   nullptr,             nullptr,             softmax_exp_portable, swiglu_portable};
+  static const RowKernels hwy = hwy_row_kernels(f32_to_f16_portable);
+  const std::string_view isa = mm::selected_isa();
+  if (isa == "portable") return portable;
 #if defined(__x86_64__)
+  static const std::optional<RowKernels> x86 = []() -> std::optional<RowKernels> {
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && cpu_has_f16c() && __builtin_cpu_supports("fma")) {
-      RowKernels k{f16_to_f32_x86, f32_to_f16_x86, dots_x86,       accumulate_x86,
-                   nullptr,        nullptr,        softmax_exp_portable, swiglu_portable};
-      if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-          __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw")) {
-        k.dots_f16 = dots_f16_avx512;
-        k.accumulate_f16 = accumulate_f16_avx512;
-        k.softmax_exp = softmax_exp_avx512;
-        k.swiglu = swiglu_avx512;
-      }
-      return k;
+    if (!__builtin_cpu_supports("avx2") || !cpu_has_f16c() || !__builtin_cpu_supports("fma")) return std::nullopt;
+    RowKernels k{f16_to_f32_x86, f32_to_f16_x86, dots_x86,       accumulate_x86,
+                 nullptr,        nullptr,        softmax_exp_portable, swiglu_portable};
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw")) {
+      k.dots_f16 = dots_f16_avx512;
+      k.accumulate_f16 = accumulate_f16_avx512;
+      k.softmax_exp = softmax_exp_avx512;
+      k.swiglu = swiglu_avx512;
     }
-#endif
-    return RowKernels{f16_to_f32_portable, f32_to_f16_portable, dots_portable,   accumulate_portable,
-                      nullptr,             nullptr,             softmax_exp_portable, swiglu_portable};
+    return k;
   }();
-  return kernels;
+  if (x86 && isa != "hwy") return *x86;
+#endif
+  return hwy;
 }
 
 }  // namespace
