@@ -31,7 +31,7 @@ run: deps build model
 	@echo
 	$(SUANLI) serve --port $(PORT)
 
-test: test-deps build build-asan build-fuzz build-cuda build-hip model unit-test asan-test fuzz-smoke pytest
+test: test-deps build build-asan build-fuzz build-cuda build-hip model unit-test asan-test fuzz-smoke pytest cross-check
 
 deps:
 	@scripts/setup.sh
@@ -91,9 +91,11 @@ fuzz-smoke:
 pytest:
 	SUANLI_BIN=$(abspath $(SUANLI)) $(VENV)/bin/python -m pytest -q tests/py
 
-# The Highway matmul kernels on aarch64 (NEON, SVE) and riscv64 under
-# qemu-user, bit for bit against the portable ones (installs the cross
-# toolchains; not part of `make test`).
+# The Highway kernels (matmul_hwy.cc, ops_hwy.cc) on aarch64 (NEON, SVE,
+# SVE2) and riscv64 (EMU128) under qemu-user: the packed matmul bit for bit
+# against the portable kernels, the row kernels against float64. Installs
+# the cross toolchains, qemu-user and libhwy-dev:arm64 itself (~1 min on a
+# clean machine, then ~30 s).
 cross-check:
 	scripts/cross_check.sh
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The hwy matmul kernel set (src/devices/cpu/matmul_hwy.cc) on other CPU
+# The hwy kernel set (src/devices/cpu/matmul_hwy.cc, ops_hwy.cc) on other CPU
 # architectures: cross-compiles tests/cross/hwy_kernels_check.cc (the hwy
 # set against the portable one, bit for bit, on every Highway target the CPU
 # runs) with the few sources it needs, and runs it under qemu-user:
@@ -39,9 +39,11 @@ out=build/cross
 mkdir -p "$out"
 # matmul_hwy.cc's kernels, the portable reference and what they call; no
 # contraction into FMA anywhere (the kernels' float order is the contract).
+# ops_hwy.cc's row kernels are checked on each target too (against float64
+# within tolerance, their F16 variants bit for bit).
 sources=(src/devices/cpu/matmul_hwy.cc src/devices/cpu/matmul_portable.cc src/devices/cpu/matmul_packed.cc
-  src/core/quant/*.cc src/core/status.cc src/core/dtype.cc
-  tests/cross/packed_kernels_compare.cc tests/cross/hwy_kernels_check.cc)
+  src/devices/cpu/ops_hwy.cc src/core/quant/*.cc src/core/status.cc src/core/dtype.cc
+  tests/cross/packed_kernels_compare.cc tests/cross/row_kernels_compare.cc tests/cross/hwy_kernels_check.cc)
 flags=(-std=c++20 -O2 -ffp-contract=off -Wall -Wextra -Isrc -Iinclude -Itests)
 
 build() {  # name, libraries, compiler and its flags...

@@ -10,8 +10,11 @@
 
 #include <algorithm>
 #include <numeric>
+#include <random>
 
 #include "conformance.h"
+#include "core/quant/quant.h"
+#include "cross/row_kernels_compare.h"
 #include "devices/cpu/matmul_kernels.h"
 #include "devices/cpu/reference.h"
 
@@ -35,6 +38,30 @@ void for_each_kernel_set(const Device& dev, F body) {
     SCOPED_TRACE("kernel set " + std::string(isa));
     body();
   }
+}
+
+// The row kernels of every kernel set against float64 (and their F16
+// variants against converting first, bit for bit); the Highway set on every
+// Highway target this CPU runs (scripts/cross_check.sh runs the same check on
+// aarch64 and riscv64 under qemu).
+TEST(Ops, row_kernels_of_every_kernel_set_and_highway_target) {
+  const uint64_t seed = std::random_device{}();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  auto cpu = devices_under_test();
+  for_each_kernel_set(*cpu.front(), [&] {
+    const cpu::RowComparison r = cpu::check_row_kernels(cpu::row_kernels(), seed);
+    EXPECT_TRUE(r.difference.empty()) << r.difference;
+    EXPECT_GT(r.cases, 20);
+  });
+  auto f32_to_f16 = +[](const float* src, uint16_t* dst, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) dst[i] = quant::fp32_to_fp16(src[i]);
+  };
+  for (const std::string& t : cpu::mm::hwy_target_names()) {
+    ASSERT_TRUE(cpu::mm::hwy_force_target(t));
+    const cpu::RowComparison r = cpu::check_row_kernels(cpu::hwy_row_kernels(f32_to_f16), seed);
+    EXPECT_TRUE(r.difference.empty()) << "Highway target " << t << ": " << r.difference;
+  }
+  cpu::mm::hwy_force_target("");
 }
 
 TEST(Ops, add_is_exact_and_may_alias) {

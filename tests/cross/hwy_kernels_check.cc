@@ -9,8 +9,16 @@
 #include <string>
 #include <vector>
 
+#include "core/quant/quant.h"
 #include "cross/packed_kernels_compare.h"
+#include "cross/row_kernels_compare.h"
 #include "devices/cpu/matmul_kernels.h"
+
+namespace {
+void f32_to_f16(const float* src, uint16_t* dst, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) dst[i] = suanli::quant::fp32_to_fp16(src[i]);
+}
+}  // namespace
 
 int main(int argc, char** argv) {
   using namespace suanli::cpu::mm;
@@ -31,6 +39,14 @@ int main(int argc, char** argv) {
       std::printf("%-8s %d cases (format x K x T), all bit-identical to portable\n", t.c_str(), r.cases);
     } else {
       std::printf("%-8s DIFFERS: %s\n", t.c_str(), r.difference.c_str());
+      ++failed;
+    }
+    // The Highway row kernels (ops_hwy.cc) on the same target.
+    const suanli::cpu::RowComparison rows = suanli::cpu::check_row_kernels(suanli::cpu::hwy_row_kernels(f32_to_f16), seed);
+    if (rows.difference.empty()) {
+      std::printf("%-8s row kernels: %d cases within tolerance, F16 variants bit-identical\n", t.c_str(), rows.cases);
+    } else {
+      std::printf("%-8s row kernels FAIL: %s\n", t.c_str(), rows.difference.c_str());
       ++failed;
     }
   }

@@ -327,8 +327,8 @@ SUANLI_AVX512_TARGET void accumulate_f16_avx512(const float* p, int64_t ldp, int
 }
 #endif
 
-// The set that goes with the selected matmul kernel set: "portable" and
-// "hwy" name theirs; the x86 sets get the best x86 row kernels this CPU runs.
+}  // namespace
+
 const RowKernels& row_kernels() {
   static const RowKernels portable{f16_to_f32_portable, f32_to_f16_portable, dots_portable,   accumulate_portable,
                                    nullptr,             nullptr,             softmax_exp_portable, swiglu_portable};
@@ -354,8 +354,6 @@ const RowKernels& row_kernels() {
 #endif
   return hwy;
 }
-
-}  // namespace
 
 void embed(ThreadPool& pool, const WeightView& table, const int32_t* ids, int64_t n_tokens, float* out) {
   pool.parallel_for(n_tokens, 1, [&](int64_t b, int64_t e) {

@@ -32,6 +32,10 @@ struct RowKernels {
   void (*swiglu)(const float* gate, const float* up, int64_t n, float* out);
 };
 
+// The set that goes with the selected matmul kernel set: "portable" and
+// "hwy" name theirs; the x86 sets get the best x86 row kernels this CPU runs.
+const RowKernels& row_kernels();
+
 // The Highway set (ops_hwy.cc), dispatched to the best target at run time.
 // Its f32_to_f16 is the given portable one (Highway 1.0.3's emulated
 // demotion does not round as IEEE does on every target).
