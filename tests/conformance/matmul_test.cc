@@ -12,11 +12,13 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
+#include <cstdlib>
 #include <string_view>
 
 #include "conformance.h"
 #include "cross/packed_kernels_compare.h"
 #include "devices/cpu/matmul_kernels.h"
+#include "devices/cpu/matmul_packed.h"
 #include "devices/cpu/reference.h"
 
 namespace suanli::conformance {
@@ -141,7 +143,7 @@ TEST(Matmul, float_row_converters_match_portable_for_mxfp8) {
 }
 
 // Weights a device rewrote with prepare_weights (the CPU's packed layout for
-// Q4_0 / Q4_1 / Q8_0), alone and stacked q/k/v-style: each part's output
+// the legacy and K-quant integer formats), alone and stacked q/k/v-style: each part's output
 // matches the reference on the original matrix, is laid out [T][rows] part
 // after part, and is batch and thread invariant.
 TEST(Matmul, prepared_and_stacked_weights_match_reference) {
@@ -156,8 +158,9 @@ TEST(Matmul, prepared_and_stacked_weights_match_reference) {
         ASSERT_TRUE(cpu::mm::select_isa(isa));
       }
       SCOPED_TRACE("kernels=" + std::string(isa));
-    for (GgmlType type : {GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ8_0, GgmlType::kQ4_K, GgmlType::kQ5_K,
-                          GgmlType::kQ6_K, GgmlType::kF16}) {
+    for (GgmlType type : {GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ5_0, GgmlType::kQ5_1, GgmlType::kQ8_0,
+                          GgmlType::kQ2_K, GgmlType::kQ3_K, GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K,
+                          GgmlType::kF16}) {
       for (int64_t k : traits(type).block_size == 256 ? std::vector<int64_t>{256, 768} : std::vector<int64_t>{32, 576, 608}) {
         Seeded s;
         SCOPED_TRACE(dev.name() + " " + s.trace() + " " + std::string(ggml_type_name(type)) + " K=" + std::to_string(k));
@@ -228,8 +231,8 @@ TEST(Matmul, packed_kernels_agree_across_instruction_sets) {
   ASSERT_EQ(cpu.kind(), DeviceKind::kCpu);
   Seeded s;
   SCOPED_TRACE(s.trace());
-  for (GgmlType type :
-       {GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ8_0, GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K}) {
+  for (GgmlType type : {GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ5_0, GgmlType::kQ5_1, GgmlType::kQ8_0,
+                        GgmlType::kQ2_K, GgmlType::kQ3_K, GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K}) {
     SCOPED_TRACE(ggml_type_name(type));
     const int64_t k = traits(type).block_size == 256 ? 512 : 608, n = 48, t_count = 11;
     Weights w = make_weights(s, type, n, k);
@@ -256,6 +259,83 @@ TEST(Matmul, packed_kernels_agree_across_instruction_sets) {
   }
 }
 
+// The hand-written x86 sets' packed kernels against the portable ones on
+// random GGUF rows of every packed format (every code and scale byte, fp16
+// scales down to subnormals) and awkward activations (no NaN: these sets
+// code it differently), bit for bit (tests/cross/packed_kernels_compare.h).
+TEST(Matmul, packed_kernels_match_portable_on_random_blocks) {
+  Seeded s;
+  SCOPED_TRACE(s.trace());
+  const std::vector<std::string_view> isas = cpu::mm::available_isas();
+  int sets = 0;
+  for (const cpu::mm::KernelTable* t : {cpu::mm::avx512_kernels(), cpu::mm::avx2_kernels()}) {
+    if (t == nullptr || std::find(isas.begin(), isas.end(), t->name) == isas.end()) continue;
+    SCOPED_TRACE(t->name);
+    ++sets;
+    const cpu::mm::PkComparison r =
+        cpu::mm::compare_packed_kernels(*cpu::mm::portable_kernels(), *t, s.seed, /*with_nan=*/false);
+    EXPECT_EQ(r.difference, "");
+    if (r.difference.empty()) {
+      EXPECT_EQ(r.cases, 5 * 3 * 9 + 5 * 2 * 9);  // formats x K x T
+    }
+  }
+  if (sets == 0) std::printf("note: no x86 kernel set with packed kernels here\n");
+}
+
+// Random GGUF blocks of every packed format (every code; every scale byte:
+// Q3_K's scales from -32 to 31, Q2_K's every scale / min nibble; moderate
+// fp16 super-scales), packed by prepare_weights, through every kernel set,
+// against the float64 reference on the original rows.
+TEST(Matmul, packed_random_blocks_match_reference) {
+  struct Format {
+    GgmlType type;
+    std::vector<int> fp16_fields;
+  };
+  const Format formats[] = {
+      {GgmlType::kQ4_0, {0}},    {GgmlType::kQ4_1, {0, 2}},   {GgmlType::kQ5_0, {0}},   {GgmlType::kQ5_1, {0, 2}},
+      {GgmlType::kQ8_0, {0}},    {GgmlType::kQ2_K, {80, 82}}, {GgmlType::kQ3_K, {108}}, {GgmlType::kQ4_K, {0, 2}},
+      {GgmlType::kQ5_K, {0, 2}}, {GgmlType::kQ6_K, {208}},
+  };
+  IsaGuard guard;
+  const char* pack_env = std::getenv("SUANLI_CPU_PACK");
+  const bool packing = !(pack_env && std::string_view(pack_env) == "0");
+  auto devs = devices_under_test(2);
+  Device& dev = *devs[0];
+  ASSERT_EQ(dev.kind(), DeviceKind::kCpu);
+  for (std::string_view isa : isas_to_test(dev)) {
+    ASSERT_TRUE(cpu::mm::select_isa(isa));
+    for (const Format& f : formats) {
+      Seeded s;
+      SCOPED_TRACE("kernels=" + std::string(isa) + " " + s.trace() + " " + std::string(ggml_type_name(f.type)));
+      const int64_t n = 32, k = traits(f.type).block_size == 256 ? 512 : 96;
+      Weights w;
+      w.bytes.resize(static_cast<size_t>(n * row_bytes(f.type, k)));
+      for (uint8_t& b : w.bytes) b = static_cast<uint8_t>(s.uniform_int(0, 255));
+      const int64_t tsize = traits(f.type).type_size;
+      for (size_t off = 0; off < w.bytes.size(); off += tsize) {
+        for (int at : f.fp16_fields) put_fp16(w.bytes.data() + off + at, s.uniform(1, 0.001f, 0.02f)[0]);
+      }
+      w.view = WeightView{w.bytes.data(), f.type, n, k, static_cast<size_t>(row_bytes(f.type, k))};
+      Expected<PreparedWeight> p = dev.prepare_weights({w.view});
+      ASSERT_TRUE(p.has_value()) << p.status().message();
+      if (packing) {
+        EXPECT_EQ(p->view.layout, cpu::mm::kLayoutRows16) << "not packed";
+      }
+      const std::vector<float> wf = dequantized(w);
+      for (int64_t t_count : {1, 2, 5, 8, 13, 21}) {
+        SCOPED_TRACE("T=" + std::to_string(t_count));
+        const std::vector<float> x = s.normal(static_cast<size_t>(t_count * k));
+        const std::vector<float> bias = s.normal(static_cast<size_t>(n));
+        std::vector<float> got(static_cast<size_t>(t_count * n)), want(got.size());
+        dev.matmul(x.data(), t_count, p->view, bias.data(), got.data());
+        ASSERT_TRUE(dev.synchronize().ok());
+        ref::matmul(x.data(), t_count, w.view, bias.data(), want.data());
+        expect_close(f.type, x, wf, t_count, n, k, got.data(), want.data());
+      }
+    }
+  }
+}
+
 // The Highway kernel set on every Highway target this CPU runs (here x86:
 // SSSE3, SSE4, AVX2, AVX3), against the portable kernels, bit for bit: every
 // packed format, several K, T = 1..9 (tests/cross/packed_kernels_compare.h;
@@ -276,7 +356,7 @@ TEST(Matmul, hwy_packed_kernels_match_portable_on_every_highway_target) {
         cpu::mm::compare_packed_kernels(*cpu::mm::portable_kernels(), *cpu::mm::hwy_kernels(), s.seed);
     EXPECT_EQ(r.difference, "");
     if (r.difference.empty()) {
-      EXPECT_EQ(r.cases, 3 * 3 * 9 + 3 * 2 * 9);  // formats x K x T
+      EXPECT_EQ(r.cases, 5 * 3 * 9 + 5 * 2 * 9);  // formats x K x T
     }
   }
   // The set is registered (so the device tests above run it too), after the

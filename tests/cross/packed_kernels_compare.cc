@@ -24,9 +24,11 @@ struct Format {
 };
 
 constexpr Format kFormats[] = {
-    {GgmlType::kQ4_0, "Q4_0", 32, 18, {0, 0}, 1},   {GgmlType::kQ4_1, "Q4_1", 32, 20, {0, 2}, 2},
-    {GgmlType::kQ8_0, "Q8_0", 32, 34, {0, 0}, 1},   {GgmlType::kQ4_K, "Q4_K", 256, 144, {0, 2}, 2},
-    {GgmlType::kQ5_K, "Q5_K", 256, 176, {0, 2}, 2}, {GgmlType::kQ6_K, "Q6_K", 256, 210, {208, 0}, 1},
+    {GgmlType::kQ4_0, "Q4_0", 32, 18, {0, 0}, 1},    {GgmlType::kQ4_1, "Q4_1", 32, 20, {0, 2}, 2},
+    {GgmlType::kQ8_0, "Q8_0", 32, 34, {0, 0}, 1},    {GgmlType::kQ4_K, "Q4_K", 256, 144, {0, 2}, 2},
+    {GgmlType::kQ5_K, "Q5_K", 256, 176, {0, 2}, 2},  {GgmlType::kQ6_K, "Q6_K", 256, 210, {208, 0}, 1},
+    {GgmlType::kQ5_0, "Q5_0", 32, 22, {0, 0}, 1},    {GgmlType::kQ5_1, "Q5_1", 32, 24, {0, 2}, 2},
+    {GgmlType::kQ2_K, "Q2_K", 256, 84, {80, 82}, 2}, {GgmlType::kQ3_K, "Q3_K", 256, 110, {108, 0}, 1},
 };
 
 constexpr int kRows = 2 * kPkRows;    // two groups
@@ -52,9 +54,9 @@ std::vector<uint8_t> random_rows(const Format& f, int64_t k, std::mt19937_64& rn
 }
 
 // kMaxT tokens of k activations, 32-blocks of different magnitudes, with an
-// all-zero block (amax 0), a block of exact .5 ties (amax 127: scale 1) and
-// a NaN (skipped by amax, coded -127 by the portable quantizer).
-std::vector<float> random_activations(int64_t k, std::mt19937_64& rng) {
+// all-zero block (amax 0), a block of exact .5 ties (amax 127: scale 1) and,
+// with_nan, a NaN (skipped by amax, coded -127 by the portable quantizer).
+std::vector<float> random_activations(int64_t k, std::mt19937_64& rng, bool with_nan) {
   std::uniform_real_distribution<float> u(-1.0f, 1.0f);
   std::vector<float> x(static_cast<size_t>(kMaxT * k));
   for (size_t i = 0; i < x.size(); ++i) x[i] = std::ldexp(u(rng), static_cast<int>(i / 32 % 13) - 6);
@@ -62,7 +64,7 @@ std::vector<float> random_activations(int64_t k, std::mt19937_64& rng) {
   float* ties = x.data() + 2 * k;
   ties[0] = 127.0f;
   for (int i = 1; i < 32; ++i) ties[i] = (i % 2 ? 1.0f : -1.0f) * (static_cast<float>(i * 4 % 126) + 0.5f);
-  x[3 * k + 5] = std::numeric_limits<float>::quiet_NaN();
+  if (with_nan) x[3 * k + 5] = std::numeric_limits<float>::quiet_NaN();
   return x;
 }
 
@@ -92,7 +94,7 @@ std::vector<float> run_tiles(const KernelTable& kt, const Format& f, int64_t k, 
 
 }  // namespace
 
-PkComparison compare_packed_kernels(const KernelTable& want, const KernelTable& got, uint64_t seed) {
+PkComparison compare_packed_kernels(const KernelTable& want, const KernelTable& got, uint64_t seed, bool with_nan) {
   PkComparison r;
   std::mt19937_64 rng(seed);
   for (const Format& f : kFormats) {
@@ -105,7 +107,7 @@ PkComparison compare_packed_kernels(const KernelTable& want, const KernelTable& 
       for (int g = 0; g < kRows / kPkRows; ++g) {
         pk_pack_group(f.type, rows.data() + g * kPkRows * row_bytes, row_bytes, k, packed.data() + g * group_bytes);
       }
-      const std::vector<float> x = random_activations(k, rng);
+      const std::vector<float> x = random_activations(k, rng, with_nan);
       const size_t as = pk_act_stride(k);
       std::vector<uint8_t> act_want(as * kMaxT), act_got(as * kMaxT);
       for (int t = 0; t < kMaxT; ++t) {

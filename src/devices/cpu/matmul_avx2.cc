@@ -1,12 +1,12 @@
 // matmul kernels for x86-64 with AVX2 + FMA + F16C (Haswell / Zen 1 and
 // later), for CPUs without AVX-512 VNNI: the packed rows16 layout
-// (matmul_packed.h) for Q4_0 / Q4_1 / Q8_0. The GGUF-row kernels for the
+// (matmul_packed.h), every format it has. The GGUF-row kernels for the
 // other formats are not written for AVX2; those fall back to the portable
 // ones (matmul.cc fills null members).
 //
 // A 64-byte record vector is taken as two halves: rows 0-7 and rows 8-15.
-// vpdpbusd's 4-element sums become vpmaddubsw + vpmaddwd: exact for 4-bit
-// codes (|pair| <= 15 * 127 * 2), and for Q8_0 through the sign trick
+// vpdpbusd's 4-element sums become vpmaddubsw + vpmaddwd: exact for codes
+// of up to 6 bits (|pair| <= 63 * 127 * 2), and for Q8_0 through the sign trick
 // (|q| as unsigned times a with q's sign, |pair| <= 128 * 127 * 2; the
 // activation quantizer clamps codes to [-127, 127]). Integer sums are exact,
 // and the float operations per (row, token) are the AVX-512 kernel's, in
@@ -76,7 +76,7 @@ inline __m256i bcast4(const int8_t* p) {
 }
 
 // Sum over 4-element groups of u8 codes x s8 activations (no saturation for
-// codes <= 15).
+// codes <= 63: Q6_K's, the widest unsigned ones).
 inline __m256i dot4_u4(__m256i codes, __m256i a, __m256i ones) {
   return _mm256_madd_epi16(_mm256_maddubs_epi16(codes, a), ones);
 }
@@ -85,44 +85,75 @@ inline __m256i dot4_s8(__m256i q, __m256i a, __m256i ones) {
   return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(q), _mm256_sign_epi8(a, q)), ones);
 }
 
+// Where format F's fields sit in its records (matmul_packed.h): kCodes
+// bytes of codes, then its scales; kRec bytes per 32-element (sub-)block;
+// the super-block formats (kHeader > 0) put 8 records after a header of
+// fp16 super-scales.
+template <GgmlType F>
+struct PkFmt {
+  static constexpr bool kQ8 = F == GgmlType::kQ8_0;
+  static constexpr bool kMin = F == GgmlType::kQ4_1 || F == GgmlType::kQ5_1;  // + m * sa
+  static constexpr bool kFifth = F == GgmlType::kQ5_0 || F == GgmlType::kQ5_1 || F == GgmlType::kQ5_K;
+  static constexpr bool kScaleMin = F == GgmlType::kQ4_K || F == GgmlType::kQ5_K;  // d * sc, dmin * m
+  static constexpr bool kQ6 = F == GgmlType::kQ6_K, kQ3 = F == GgmlType::kQ3_K, kQ2 = F == GgmlType::kQ2_K;
+  static constexpr bool kPlanes = kQ2 || kQ3;         // 2-bit code planes instead of nibbles
+  static constexpr bool kHalves = kQ6 || kQ3 || kQ2;  // a scale per 16-element half
+  static constexpr size_t kHeader = kScaleMin ? kPkQ4KHeader
+                                    : kQ6     ? kPkQ6KHeader
+                                    : kQ3     ? kPkQ3KHeader
+                                    : kQ2     ? kPkQ2KHeader
+                                              : 0;
+  static constexpr size_t kCodes = kQ8 ? 512 : kQ3 ? 192 : kQ2 ? 128 : 256 + (kFifth ? 64 : 0) + (kQ6 ? 128 : 0);
+  static constexpr size_t kRec = kCodes + (kMin ? 64 : 32);
+  static constexpr size_t kSuper = kHeader + 8 * kRec;
+};
+
 template <GgmlType F, int NT>
 void pk_tile_t(const uint8_t* grp, int64_t nb, const uint8_t* act, size_t as, const float* bias, float* out,
                int64_t ldo) {
-  constexpr bool kQ8 = F == GgmlType::kQ8_0;
-  constexpr bool kMin = F == GgmlType::kQ4_1;
-  constexpr bool k5 = F == GgmlType::kQ5_K;
-  constexpr bool kK = F == GgmlType::kQ4_K || k5;  // scales and mins per sub-block
-  constexpr size_t kKRec = k5 ? kPkQ5KRec : 256 + 32, kKSuper = k5 ? kPkQ5KSuper : kPkQ4KSuper;
-  constexpr size_t kKScales = k5 ? 256 + 64 : 256;
-  constexpr bool k6 = F == GgmlType::kQ6_K;
-  constexpr size_t kCodes = kQ8 ? 512 : 256;
-  constexpr size_t kRec = kCodes + (kMin ? 64 : 32);
+  using P = PkFmt<F>;
   const __m256i m3 = _mm256_set1_epi8(0x03);
   const int64_t k = nb * 32;
   const __m256i ones = _mm256_set1_epi16(1);
   const __m256i m4 = _mm256_set1_epi8(0x0f);
   const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
+  auto load32 = [](const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); };
+  auto fp16x8 = [](const uint8_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); };
+  auto u8x8 = [](const uint8_t* p) {
+    return _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+  };
   for (int half = 0; half < 2; ++half) {  // rows 0-7, then 8-15
     __m256 acc[NT];
     for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; ++b) {
-      const uint8_t* rec = kK   ? grp + (b / 8) * kKSuper + kPkQ4KHeader + (b % 8) * kKRec
-                           : k6 ? grp + (b / 8) * kPkQ6KSuper + kPkQ6KHeader + (b % 8) * kPkQ6KRec
-                                : grp + b * kRec;
+      const uint8_t* hdr = grp + (b / 8) * P::kSuper;  // super-block formats
+      const uint8_t* rec = P::kHeader ? hdr + P::kHeader + (b % 8) * P::kRec : grp + b * P::kRec;
       __m256i v[8];
-      if constexpr (kQ8) {
-        for (int j = 0; j < 8; ++j) {
-          v[j] = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec + 64 * j + 32 * half)),
-                                  flip);  // back to signed q
+      if constexpr (P::kQ8) {
+        for (int j = 0; j < 8; ++j) v[j] = _mm256_xor_si256(load32(rec + 64 * j + 32 * half), flip);  // signed q
+      } else if constexpr (P::kPlanes) {
+        const __m256i h0 = load32(rec + 32 * half), h1 = load32(rec + 64 + 32 * half);
+        for (int j = 0; j < 4; ++j) {
+          v[j] = _mm256_and_si256(_mm256_srli_epi16(h0, 2 * j), m3);
+          v[j + 4] = _mm256_and_si256(_mm256_srli_epi16(h1, 2 * j), m3);
+        }
+        if constexpr (P::kQ3) {  // the codes' 3rd bits, to bit 2
+          const __m256i pl = load32(rec + 128 + 32 * half);
+          const __m256i four = _mm256_set1_epi8(4);
+          for (int j = 0; j < 4; ++j) {
+            const __m256i lo = j <= 2 ? _mm256_slli_epi16(pl, 2 - j) : _mm256_srli_epi16(pl, j - 2);
+            v[j] = _mm256_or_si256(v[j], _mm256_and_si256(lo, four));
+            v[j + 4] = _mm256_or_si256(v[j + 4], _mm256_and_si256(_mm256_srli_epi16(pl, 2 + j), four));
+          }
         }
       } else {
         for (int j = 0; j < 4; ++j) {
-          const __m256i p = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec + 64 * j + 32 * half));
+          const __m256i p = load32(rec + 64 * j + 32 * half);
           v[j] = _mm256_and_si256(p, m4);
           v[j + 4] = _mm256_and_si256(_mm256_srli_epi16(p, 4), m4);
         }
-        if constexpr (k5) {  // the 5th bits
-          const __m256i pl = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec + 256 + 32 * half));
+        if constexpr (P::kFifth) {  // the 5th bits
+          const __m256i pl = load32(rec + 256 + 32 * half);
           const __m256i one = _mm256_set1_epi8(1);
           for (int j = 0; j < 4; ++j) {
             v[j] = _mm256_or_si256(v[j], _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(pl, j), one), 4));
@@ -130,9 +161,8 @@ void pk_tile_t(const uint8_t* grp, int64_t nb, const uint8_t* act, size_t as, co
                                        _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(pl, 4 + j), one), 4));
           }
         }
-        if constexpr (k6) {
-          const __m256i h0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec + 256 + 32 * half));
-          const __m256i h1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec + 320 + 32 * half));
+        if constexpr (P::kQ6) {
+          const __m256i h0 = load32(rec + 256 + 32 * half), h1 = load32(rec + 320 + 32 * half);
           for (int j = 0; j < 4; ++j) {
             const __m256i a = _mm256_and_si256(_mm256_srli_epi16(h0, 2 * j), m3);
             const __m256i c = _mm256_and_si256(_mm256_srli_epi16(h1, 2 * j), m3);
@@ -141,56 +171,70 @@ void pk_tile_t(const uint8_t* grp, int64_t nb, const uint8_t* act, size_t as, co
           }
         }
       }
-      __m256 d, mn = _mm256_setzero_ps();
-      if constexpr (k6) {
-        const __m256 dd = _mm256_cvtph_ps(
-            _mm_loadu_si128(reinterpret_cast<const __m128i*>(grp + (b / 8) * kPkQ6KSuper + 16 * half)));
+      // As the AVX-512 kernel: d / d1 the scales of the block or its halves,
+      // mn / mn1 the mins.
+      __m256 d, d1 = _mm256_setzero_ps(), mn = _mm256_setzero_ps(), mn1 = _mm256_setzero_ps();
+      if constexpr (P::kQ6 || P::kQ3) {
+        const __m256 dd = fp16x8(hdr + 16 * half);
         auto s8f = [](const uint8_t* p) {
           return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
         };
-        d = _mm256_mul_ps(dd, s8f(rec + 384 + 8 * half));
-        mn = _mm256_mul_ps(dd, s8f(rec + 400 + 8 * half));
-      } else if constexpr (kK) {
-        const uint8_t* hdr = grp + (b / 8) * kKSuper;
-        auto u8f = [](const uint8_t* p) {
-          return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
-        };
-        d = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(hdr + 16 * half))),
-                          u8f(rec + kKScales + 8 * half));
-        mn = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(hdr + 32 + 16 * half))),
-                           u8f(rec + kKScales + 16 + 8 * half));
+        d = _mm256_mul_ps(dd, s8f(rec + P::kCodes + 8 * half));
+        d1 = _mm256_mul_ps(dd, s8f(rec + P::kCodes + 16 + 8 * half));
+      } else if constexpr (P::kQ2) {
+        const __m256 dd = fp16x8(hdr + 16 * half), dm = fp16x8(hdr + 32 + 16 * half);
+        const __m256i s0 = u8x8(rec + P::kCodes + 8 * half), s1 = u8x8(rec + P::kCodes + 16 + 8 * half);
+        const __m256i lo = _mm256_set1_epi32(0x0f);
+        const __m256 k32 = _mm256_set1_ps(1.0f / 32);
+        d = _mm256_mul_ps(dd, _mm256_cvtepi32_ps(_mm256_and_si256(s0, lo)));
+        d1 = _mm256_mul_ps(dd, _mm256_cvtepi32_ps(_mm256_and_si256(s1, lo)));
+        mn = _mm256_mul_ps(_mm256_mul_ps(dm, _mm256_cvtepi32_ps(_mm256_srli_epi32(s0, 4))), k32);
+        mn1 = _mm256_mul_ps(_mm256_mul_ps(dm, _mm256_cvtepi32_ps(_mm256_srli_epi32(s1, 4))), k32);
+      } else if constexpr (P::kScaleMin) {
+        d = _mm256_mul_ps(fp16x8(hdr + 16 * half), _mm256_cvtepi32_ps(u8x8(rec + P::kCodes + 8 * half)));
+        mn = _mm256_mul_ps(fp16x8(hdr + 32 + 16 * half), _mm256_cvtepi32_ps(u8x8(rec + P::kCodes + 16 + 8 * half)));
       } else {
-        d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rec + kCodes + 16 * half)));
-        if constexpr (kMin) {
-          mn = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rec + kCodes + 32 + 16 * half)));
-        }
+        d = fp16x8(rec + P::kCodes + 16 * half);
+        if constexpr (P::kMin) mn = fp16x8(rec + P::kCodes + 32 + 16 * half);
       }
       for (int t = 0; t < NT; ++t) {
         const uint8_t* a = act + t * as;
         const int8_t* ab = reinterpret_cast<const int8_t*>(a) + 32 * b;
         const float* da = reinterpret_cast<const float*>(a + k);
+        const int32_t* c8 = reinterpret_cast<const int32_t*>(da + 2 * nb);  // then c128, c32h
         __m256i is0 = _mm256_setzero_si256(), is1 = _mm256_setzero_si256();
         for (int j = 0; j < 4; ++j) {
           const __m256i a0 = bcast4(ab + 4 * j), a1 = bcast4(ab + 16 + 4 * j);
-          is0 = _mm256_add_epi32(is0, kQ8 ? dot4_s8(v[j], a0, ones) : dot4_u4(v[j], a0, ones));
-          is1 = _mm256_add_epi32(is1, kQ8 ? dot4_s8(v[j + 4], a1, ones) : dot4_u4(v[j + 4], a1, ones));
+          is0 = _mm256_add_epi32(is0, P::kQ8 ? dot4_s8(v[j], a0, ones) : dot4_u4(v[j], a0, ones));
+          is1 = _mm256_add_epi32(is1, P::kQ8 ? dot4_s8(v[j + 4], a1, ones) : dot4_u4(v[j + 4], a1, ones));
         }
-        if constexpr (k6) {
-          const int32_t* c32h = reinterpret_cast<const int32_t*>(da + 4 * nb);
-          is0 = _mm256_sub_epi32(is0, _mm256_set1_epi32(c32h[2 * b]));
-          is1 = _mm256_sub_epi32(is1, _mm256_set1_epi32(c32h[2 * b + 1]));
+        if constexpr (P::kHalves) {
+          const int32_t* c32h = c8 + 2 * nb;
+          if constexpr (P::kQ6) {
+            is0 = _mm256_sub_epi32(is0, _mm256_set1_epi32(c32h[2 * b]));
+            is1 = _mm256_sub_epi32(is1, _mm256_set1_epi32(c32h[2 * b + 1]));
+          } else if constexpr (P::kQ3) {
+            is0 = _mm256_sub_epi32(is0, _mm256_set1_epi32(c32h[2 * b] >> 3));
+            is1 = _mm256_sub_epi32(is1, _mm256_set1_epi32(c32h[2 * b + 1] >> 3));
+          }
           const __m256 vda = _mm256_set1_ps(da[b]);
           acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is0), _mm256_mul_ps(d, vda), acc[t]);
-          acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is1), _mm256_mul_ps(mn, vda), acc[t]);
+          acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is1), _mm256_mul_ps(d1, vda), acc[t]);
+          if constexpr (P::kQ2) {
+            acc[t] = _mm256_fnmadd_ps(mn, _mm256_set1_ps(static_cast<float>(c32h[2 * b]) * da[b]), acc[t]);
+            acc[t] = _mm256_fnmadd_ps(mn1, _mm256_set1_ps(static_cast<float>(c32h[2 * b + 1]) * da[b]), acc[t]);
+          }
           continue;
         }
         __m256i is = _mm256_add_epi32(is0, is1);
         if constexpr (F == GgmlType::kQ4_0) {
-          is = _mm256_sub_epi32(is, _mm256_set1_epi32(reinterpret_cast<const int32_t*>(da + 2 * nb)[b]));
+          is = _mm256_sub_epi32(is, _mm256_set1_epi32(c8[b]));
+        } else if constexpr (F == GgmlType::kQ5_0) {
+          is = _mm256_sub_epi32(is, _mm256_set1_epi32(2 * c8[b]));
         }
         acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is), _mm256_mul_ps(d, _mm256_set1_ps(da[b])), acc[t]);
-        if constexpr (kMin) acc[t] = _mm256_fmadd_ps(mn, _mm256_set1_ps(da[nb + b]), acc[t]);
-        if constexpr (kK) acc[t] = _mm256_fnmadd_ps(mn, _mm256_set1_ps(da[nb + b]), acc[t]);
+        if constexpr (P::kMin) acc[t] = _mm256_fmadd_ps(mn, _mm256_set1_ps(da[nb + b]), acc[t]);
+        if constexpr (P::kScaleMin) acc[t] = _mm256_fnmadd_ps(mn, _mm256_set1_ps(da[nb + b]), acc[t]);
       }
     }
     const __m256 bv = bias ? _mm256_loadu_ps(bias + 8 * half) : _mm256_setzero_ps();
@@ -211,6 +255,10 @@ void pk_tile(GgmlType type, const uint8_t* grp, int64_t nb, const uint8_t* act, 
   switch (type) {
     case GgmlType::kQ4_0: return kPk<GgmlType::kQ4_0>[i](grp, nb, act, as, bias, out, ldo);
     case GgmlType::kQ4_1: return kPk<GgmlType::kQ4_1>[i](grp, nb, act, as, bias, out, ldo);
+    case GgmlType::kQ5_0: return kPk<GgmlType::kQ5_0>[i](grp, nb, act, as, bias, out, ldo);
+    case GgmlType::kQ5_1: return kPk<GgmlType::kQ5_1>[i](grp, nb, act, as, bias, out, ldo);
+    case GgmlType::kQ2_K: return kPk<GgmlType::kQ2_K>[i](grp, nb, act, as, bias, out, ldo);
+    case GgmlType::kQ3_K: return kPk<GgmlType::kQ3_K>[i](grp, nb, act, as, bias, out, ldo);
     case GgmlType::kQ8_0: return kPk<GgmlType::kQ8_0>[i](grp, nb, act, as, bias, out, ldo);
     case GgmlType::kQ4_K: return kPk<GgmlType::kQ4_K>[i](grp, nb, act, as, bias, out, ldo);
     case GgmlType::kQ5_K: return kPk<GgmlType::kQ5_K>[i](grp, nb, act, as, bias, out, ldo);

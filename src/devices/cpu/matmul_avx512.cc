@@ -492,43 +492,75 @@ inline __m512i bcast4(const int8_t* p) {
   return _mm512_set1_epi32(v);
 }
 
+// Where format F's fields sit in its records (matmul_packed.h): kCodes
+// bytes of codes, then its scales; kRec bytes per 32-element (sub-)block;
+// the super-block formats (kHeader > 0) put 8 records after a header of
+// fp16 super-scales.
+template <GgmlType F>
+struct PkFmt {
+  static constexpr bool kQ8 = F == GgmlType::kQ8_0;
+  static constexpr bool kMin = F == GgmlType::kQ4_1 || F == GgmlType::kQ5_1;  // + m * sa
+  static constexpr bool kFifth = F == GgmlType::kQ5_0 || F == GgmlType::kQ5_1 || F == GgmlType::kQ5_K;
+  static constexpr bool kScaleMin = F == GgmlType::kQ4_K || F == GgmlType::kQ5_K;  // d * sc, dmin * m
+  static constexpr bool kQ6 = F == GgmlType::kQ6_K, kQ3 = F == GgmlType::kQ3_K, kQ2 = F == GgmlType::kQ2_K;
+  static constexpr bool kPlanes = kQ2 || kQ3;         // 2-bit code planes instead of nibbles
+  static constexpr bool kHalves = kQ6 || kQ3 || kQ2;  // a scale per 16-element half
+  static constexpr size_t kHeader = kScaleMin ? kPkQ4KHeader
+                                    : kQ6     ? kPkQ6KHeader
+                                    : kQ3     ? kPkQ3KHeader
+                                    : kQ2     ? kPkQ2KHeader
+                                              : 0;
+  static constexpr size_t kCodes = kQ8 ? 512 : kQ3 ? 192 : kQ2 ? 128 : 256 + (kFifth ? 64 : 0) + (kQ6 ? 128 : 0);
+  static constexpr size_t kRec = kCodes + (kMin ? 64 : 32);
+  static constexpr size_t kSuper = kHeader + 8 * kRec;
+};
+static_assert(PkFmt<GgmlType::kQ5_K>::kRec == kPkQ5KRec && PkFmt<GgmlType::kQ6_K>::kRec == kPkQ6KRec &&
+              PkFmt<GgmlType::kQ3_K>::kSuper == kPkQ3KSuper && PkFmt<GgmlType::kQ2_K>::kSuper == kPkQ2KSuper &&
+              PkFmt<GgmlType::kQ5_0>::kRec == kPkQ5_0Rec && PkFmt<GgmlType::kQ5_1>::kRec == kPkQ5_1Rec);
+
 // One group of 16 rows x NT tokens (NT <= kPkTokens): out[t * ldo + r].
 template <GgmlType F, int NT>
 void pk_tile_t(const uint8_t* grp, int64_t nb, const uint8_t* act, size_t as, const float* bias, float* out,
                int64_t ldo) {
-  constexpr bool kQ8 = F == GgmlType::kQ8_0;
-  constexpr bool kMin = F == GgmlType::kQ4_1;
-  constexpr bool k5 = F == GgmlType::kQ5_K;
-  constexpr bool kK = F == GgmlType::kQ4_K || k5;  // scales and mins per sub-block
-  constexpr size_t kKRec = k5 ? kPkQ5KRec : 256 + 32, kKSuper = k5 ? kPkQ5KSuper : kPkQ4KSuper;
-  constexpr size_t kKScales = k5 ? 256 + 64 : 256;
-  constexpr bool k6 = F == GgmlType::kQ6_K;
-  constexpr size_t kCodes = kQ8 ? 512 : 256;
-  constexpr size_t kRec = kCodes + (kMin ? 64 : 32);
+  using P = PkFmt<F>;
   const int64_t k = nb * 32;
   __m512 acc[NT];
   for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
   const __m512i m4 = _mm512_set1_epi8(0x0f);
   const __m512i m3 = _mm512_set1_epi8(0x03);
   for (int64_t b = 0; b < nb; ++b) {
-    const uint8_t* rec = kK   ? grp + (b / 8) * kKSuper + kPkQ4KHeader + (b % 8) * kKRec
-                         : k6 ? grp + (b / 8) * kPkQ6KSuper + kPkQ6KHeader + (b % 8) * kPkQ6KRec
-                              : grp + b * kRec;
+    const uint8_t* hdr = grp + (b / 8) * P::kSuper;  // super-block formats
+    const uint8_t* rec = P::kHeader ? hdr + P::kHeader + (b % 8) * P::kRec : grp + b * P::kRec;
     if constexpr (NT <= 2 && kPkPrefetch) {
-      for (size_t off = 0; off < (k6 ? kPkQ6KRec : kK ? kKRec : kRec); off += 64) {
+      for (size_t off = 0; off < P::kRec; off += 64) {
         _mm_prefetch(reinterpret_cast<const char*>(rec) + kPrefetchBytes + off, _MM_HINT_T0);
       }
     }
     __m512i v[8];
-    if constexpr (kQ8) {
+    if constexpr (P::kQ8) {
       for (int j = 0; j < 8; ++j) v[j] = _mm512_loadu_si512(rec + 64 * j);
+    } else if constexpr (P::kPlanes) {
+      const __m512i h0 = _mm512_loadu_si512(rec), h1 = _mm512_loadu_si512(rec + 64);
+      for (int j = 0; j < 4; ++j) {
+        v[j] = _mm512_and_si512(_mm512_srli_epi16(h0, 2 * j), m3);
+        v[j + 4] = _mm512_and_si512(_mm512_srli_epi16(h1, 2 * j), m3);
+      }
+      if constexpr (P::kQ3) {  // the codes' 3rd bits, to bit 2
+        const __m512i pl = _mm512_loadu_si512(rec + 128);
+        const __m512i four = _mm512_set1_epi8(4);
+        for (int j = 0; j < 4; ++j) {
+          const __m512i lo = j <= 2 ? _mm512_slli_epi16(pl, 2 - j) : _mm512_srli_epi16(pl, j - 2);
+          v[j] = _mm512_or_si512(v[j], _mm512_and_si512(lo, four));
+          v[j + 4] = _mm512_or_si512(v[j + 4], _mm512_and_si512(_mm512_srli_epi16(pl, 2 + j), four));
+        }
+      }
     } else {
       for (int j = 0; j < 4; ++j) {
         const __m512i p = _mm512_loadu_si512(rec + 64 * j);
         v[j] = _mm512_and_si512(p, m4);
         v[j + 4] = _mm512_and_si512(_mm512_srli_epi16(p, 4), m4);
       }
-      if constexpr (k5) {  // the 5th bits
+      if constexpr (P::kFifth) {  // the 5th bits
         const __m512i pl = _mm512_loadu_si512(rec + 256);
         const __m512i one = _mm512_set1_epi8(1);
         for (int j = 0; j < 4; ++j) {
@@ -537,7 +569,7 @@ void pk_tile_t(const uint8_t* grp, int64_t nb, const uint8_t* act, size_t as, co
               _mm512_or_si512(v[j + 4], _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(pl, 4 + j), one), 4));
         }
       }
-      if constexpr (k6) {  // the high 2 bits of the 6-bit codes
+      if constexpr (P::kQ6) {  // the high 2 bits of the 6-bit codes
         const __m512i h0 = _mm512_loadu_si512(rec + 256), h1 = _mm512_loadu_si512(rec + 320);
         for (int j = 0; j < 4; ++j) {
           const __m512i a = _mm512_and_si512(_mm512_srli_epi16(h0, 2 * j), m3);
@@ -547,34 +579,47 @@ void pk_tile_t(const uint8_t* grp, int64_t nb, const uint8_t* act, size_t as, co
         }
       }
     }
-    __m512 d, mn = _mm512_setzero_ps();
-    if constexpr (k6) {
-      // d * sc for each half (mn holds the second), exact in float.
-      const __m512 dd =
-          _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(grp + (b / 8) * kPkQ6KSuper)));
+    // d: the block's (or first half's) scale, d1 the second half's; mn the
+    // block's min (Q2_K: the first half's, mn1 the second's). All exact.
+    __m512 d, d1 = _mm512_setzero_ps(), mn = _mm512_setzero_ps(), mn1 = _mm512_setzero_ps();
+    auto u8f = [](const uint8_t* p) {
+      return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+    };
+    auto fp16x16 = [](const uint8_t* p) {
+      return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+    };
+    if constexpr (P::kQ6 || P::kQ3) {
+      // d * sc for each half, exact in float (11 x 8 bits).
+      const __m512 dd = fp16x16(hdr);
       auto s8f = [](const uint8_t* p) {
         return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
       };
-      d = _mm512_mul_ps(dd, s8f(rec + 384));
-      mn = _mm512_mul_ps(dd, s8f(rec + 400));
-    } else if constexpr (kK) {
+      d = _mm512_mul_ps(dd, s8f(rec + P::kCodes));
+      d1 = _mm512_mul_ps(dd, s8f(rec + P::kCodes + 16));
+    } else if constexpr (P::kQ2) {
+      // d * sc and (dmin * m) / 32 of each half, exact (11 x 4 bits).
+      const __m512 dd = fp16x16(hdr), dm = fp16x16(hdr + 32);
+      const __m512i s0 = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rec + P::kCodes)));
+      const __m512i s1 = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rec + P::kCodes + 16)));
+      const __m512i lo = _mm512_set1_epi32(0x0f);
+      const __m512 k32 = _mm512_set1_ps(1.0f / 32);
+      d = _mm512_mul_ps(dd, _mm512_cvtepi32_ps(_mm512_and_si512(s0, lo)));
+      d1 = _mm512_mul_ps(dd, _mm512_cvtepi32_ps(_mm512_and_si512(s1, lo)));
+      mn = _mm512_mul_ps(_mm512_mul_ps(dm, _mm512_cvtepi32_ps(_mm512_srli_epi32(s0, 4))), k32);
+      mn1 = _mm512_mul_ps(_mm512_mul_ps(dm, _mm512_cvtepi32_ps(_mm512_srli_epi32(s1, 4))), k32);
+    } else if constexpr (P::kScaleMin) {
       // d * sc and dmin * m, exact in float (11-bit x 6-bit products).
-      const uint8_t* hdr = grp + (b / 8) * kKSuper;
-      auto u8f = [](const uint8_t* p) {
-        return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
-      };
-      d = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(hdr))),
-                        u8f(rec + kKScales));
-      mn = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(hdr + 32))),
-                         u8f(rec + kKScales + 16));
+      d = _mm512_mul_ps(fp16x16(hdr), u8f(rec + P::kCodes));
+      mn = _mm512_mul_ps(fp16x16(hdr + 32), u8f(rec + P::kCodes + 16));
     } else {
-      d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec + kCodes)));
-      if constexpr (kMin) mn = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec + kCodes + 32)));
+      d = fp16x16(rec + P::kCodes);
+      if constexpr (P::kMin) mn = fp16x16(rec + P::kCodes + 32);
     }
     for (int t = 0; t < NT; ++t) {
       const uint8_t* a = act + t * as;
       const int8_t* ab = reinterpret_cast<const int8_t*>(a) + 32 * b;
       const float* da = reinterpret_cast<const float*>(a + k);
+      const int32_t* c8 = reinterpret_cast<const int32_t*>(da + 2 * nb);  // then c128, c32h
       // Two independent chains; integer sums are exact in any order.
       __m512i i0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v[0], bcast4(ab + 0));
       __m512i i1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v[4], bcast4(ab + 16));
@@ -584,25 +629,36 @@ void pk_tile_t(const uint8_t* grp, int64_t nb, const uint8_t* act, size_t as, co
       i1 = _mm512_dpbusd_epi32(i1, v[6], bcast4(ab + 24));
       i0 = _mm512_dpbusd_epi32(i0, v[3], bcast4(ab + 12));
       i1 = _mm512_dpbusd_epi32(i1, v[7], bcast4(ab + 28));
-      if constexpr (k6) {
+      if constexpr (P::kHalves) {
         // Two 16-element halves with their own scales, in order.
-        const int32_t* c32h = reinterpret_cast<const int32_t*>(da + 4 * nb);
-        i0 = _mm512_sub_epi32(i0, _mm512_set1_epi32(c32h[2 * b]));
-        i1 = _mm512_sub_epi32(i1, _mm512_set1_epi32(c32h[2 * b + 1]));
+        const int32_t* c32h = c8 + 2 * nb;
+        if constexpr (P::kQ6) {
+          i0 = _mm512_sub_epi32(i0, _mm512_set1_epi32(c32h[2 * b]));
+          i1 = _mm512_sub_epi32(i1, _mm512_set1_epi32(c32h[2 * b + 1]));
+        } else if constexpr (P::kQ3) {
+          i0 = _mm512_sub_epi32(i0, _mm512_set1_epi32(c32h[2 * b] >> 3));
+          i1 = _mm512_sub_epi32(i1, _mm512_set1_epi32(c32h[2 * b + 1] >> 3));
+        }
         const __m512 vda = _mm512_set1_ps(da[b]);
         acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i0), _mm512_mul_ps(d, vda), acc[t]);
-        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i1), _mm512_mul_ps(mn, vda), acc[t]);
+        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i1), _mm512_mul_ps(d1, vda), acc[t]);
+        if constexpr (P::kQ2) {
+          acc[t] = _mm512_fnmadd_ps(mn, _mm512_set1_ps(static_cast<float>(c32h[2 * b]) * da[b]), acc[t]);
+          acc[t] = _mm512_fnmadd_ps(mn1, _mm512_set1_ps(static_cast<float>(c32h[2 * b + 1]) * da[b]), acc[t]);
+        }
         continue;
       }
       __m512i is = _mm512_add_epi32(i0, i1);
       if constexpr (F == GgmlType::kQ4_0) {
-        is = _mm512_sub_epi32(is, _mm512_set1_epi32(reinterpret_cast<const int32_t*>(da + 2 * nb)[b]));
-      } else if constexpr (kQ8) {
-        is = _mm512_sub_epi32(is, _mm512_set1_epi32(reinterpret_cast<const int32_t*>(da + 3 * nb)[b]));
+        is = _mm512_sub_epi32(is, _mm512_set1_epi32(c8[b]));
+      } else if constexpr (F == GgmlType::kQ5_0) {
+        is = _mm512_sub_epi32(is, _mm512_set1_epi32(2 * c8[b]));
+      } else if constexpr (P::kQ8) {
+        is = _mm512_sub_epi32(is, _mm512_set1_epi32(c8[nb + b]));
       }
       acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is), _mm512_mul_ps(d, _mm512_set1_ps(da[b])), acc[t]);
-      if constexpr (kMin) acc[t] = _mm512_fmadd_ps(mn, _mm512_set1_ps(da[nb + b]), acc[t]);
-      if constexpr (kK) acc[t] = _mm512_fnmadd_ps(mn, _mm512_set1_ps(da[nb + b]), acc[t]);
+      if constexpr (P::kMin) acc[t] = _mm512_fmadd_ps(mn, _mm512_set1_ps(da[nb + b]), acc[t]);
+      if constexpr (P::kScaleMin) acc[t] = _mm512_fnmadd_ps(mn, _mm512_set1_ps(da[nb + b]), acc[t]);
     }
   }
   const __m512 bv = bias ? _mm512_loadu_ps(bias) : _mm512_setzero_ps();
@@ -620,6 +676,10 @@ void pk_tile(GgmlType type, const uint8_t* grp, int64_t nb, const uint8_t* act, 
   switch (type) {
     case GgmlType::kQ4_0: return kPk<GgmlType::kQ4_0>[i](grp, nb, act, as, bias, out, ldo);
     case GgmlType::kQ4_1: return kPk<GgmlType::kQ4_1>[i](grp, nb, act, as, bias, out, ldo);
+    case GgmlType::kQ5_0: return kPk<GgmlType::kQ5_0>[i](grp, nb, act, as, bias, out, ldo);
+    case GgmlType::kQ5_1: return kPk<GgmlType::kQ5_1>[i](grp, nb, act, as, bias, out, ldo);
+    case GgmlType::kQ2_K: return kPk<GgmlType::kQ2_K>[i](grp, nb, act, as, bias, out, ldo);
+    case GgmlType::kQ3_K: return kPk<GgmlType::kQ3_K>[i](grp, nb, act, as, bias, out, ldo);
     case GgmlType::kQ8_0: return kPk<GgmlType::kQ8_0>[i](grp, nb, act, as, bias, out, ldo);
     case GgmlType::kQ4_K: return kPk<GgmlType::kQ4_K>[i](grp, nb, act, as, bias, out, ldo);
     case GgmlType::kQ5_K: return kPk<GgmlType::kQ5_K>[i](grp, nb, act, as, bias, out, ldo);

@@ -1,6 +1,6 @@
-// The CPU device's packed weight layout ("rows16") for the 32-block integer
-// formats Q4_0, Q4_1 and Q8_0, made once at load by
-// CpuDevice::prepare_weights.
+// The CPU device's packed weight layout ("rows16") for the integer formats
+// Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K and Q6_K, made once at
+// load by CpuDevice::prepare_weights.
 //
 // Why: in GGUF's layout a SIMD lane walks along one row, so every 32 weights
 // need their own scale conversion and multiply per token (the generic
@@ -17,6 +17,11 @@
 //                codes of elements 4j+i (low nibble) and 16+4j+i (high
 //                nibble) of row r; then fp16 d[16] (and fp16 m[16] for
 //                Q4_1, the block minimum). 288 / 320 bytes.
+//   Q5_0 / Q5_1: the Q4_0 / Q4_1 codes (low 4 bits), then a 64-byte plane of
+//                their 5th bits (lane r, byte i, bit jj: element 4jj+i; bit
+//                4+jj: element 16+4jj+i), then fp16 d[16] (and m[16]). 352 /
+//                384 bytes, as GGUF. Q5_0's codes are q + 16: the kernel
+//                subtracts 16 * sum(activation codes) = 2 * c8 exactly.
 //   Q8_0:        8 x 64 bytes: vector s, lane r, byte i = code of element
 //                4s+i of row r, plus 128 (unsigned); then fp16 d[16]. 544
 //                bytes.
@@ -37,19 +42,46 @@
 //                element 16h + 4jj + i), int8 sc0[16] and sc1[16] (the
 //                scales of elements 0-15 and 16-31). 3,360 bytes per 16 rows
 //                x 256, as GGUF. d * sc is exact in float (11 x 8 bits).
-// Record sizes equal the formats' own bytes per 512 weights (Q4_K: +2.8%):
-// memory traffic does not grow. The bytes are GGUF's, moved: d and m are copied, not
-// converted, so the packed matrix holds exactly the same weights.
+//   Q3_K:        per super-block a 32-byte header (fp16 d[16]), then per
+//                32-element sub-block: the codes u = q + 4 (0..7), their low
+//                2 bits as Q6_K's high-bit planes (2 x 64 bytes: vector h,
+//                lane r, byte i, bits 2jj..2jj+1 hold element 16h + 4jj + i),
+//                their 3rd bit as a plane like Q5_K's 5th bits (64 bytes),
+//                then int8 sc0[16] and sc1[16] (the 6-bit scales minus 32 of
+//                elements 0-15 and 16-31). 1,824 bytes per 16 rows x 256
+//                (GGUF: 1,760, +3.6%: the scales take a byte each). The
+//                kernel subtracts 4 * sum(half's activation codes) = c32h >> 3
+//                from each half's integer sum, then scales it as Q6_K does.
+//   Q2_K:        per super-block a 64-byte header (fp16 d[16], fp16
+//                dmin[16]), then per 32-element sub-block the 2-bit codes as
+//                Q3_K's two low-bit planes (128 bytes) and GGUF's scale bytes
+//                of the two 16-element halves, uint8 s0[16] and s1[16] (scale
+//                in the low nibble, min in the high one). 1,344 bytes per 16
+//                rows x 256, as GGUF. Per sub-block and token:
+//                  acc = fma(float(i0), (d * sc0) * da, acc)
+//                  acc = fma(float(i1), (d * sc1) * da, acc)
+//                  acc = fma(-((dmin * m0) * (1/32)), float(c32h0) * da, acc)
+//                  acc = fma(-((dmin * m1) * (1/32)), float(c32h1) * da, acc)
+//                where d * sc and dmin * m are exact (11 x 4 bits), the
+//                multiply by 1/32 is exact, and float(c32h) * da is 32 times
+//                the rounded da * sum(half's codes).
+// Record sizes equal the formats' own bytes per 512 weights (Q4_K: +2.8%,
+// Q5_K +2.3%, Q3_K +3.6%): memory traffic does not grow. The bytes are
+// GGUF's, moved: d and m are copied, not converted, so the packed matrix
+// holds exactly the same weights.
 //
 // Activations for it, per token: int8 codes[k] | float da[nb] | float
 // sa[nb] | int32 c8[nb] | int32 c128[nb] | int32 c32h[2 nb] (nb = k / 32)
 // with codes and da as in the generic kernel (per-32 amax / 127), sa = da *
 // sum(codes), c8 / c128 = 8 / 128 * sum(codes) and c32h = 32 * the sums of
-// each 16-element half: the integer corrections for Q4_0's, Q8_0's and
-// Q6_K's code offsets, subtracted exactly before converting to float.
+// each 16-element half: the integer corrections for the code offsets of
+// Q4_0 and Q5_0 (c8, 2 c8), Q8_0 (c128), Q6_K (c32h) and Q3_K (c32h >> 3),
+// subtracted exactly before converting to float, and Q2_K's half sums.
 //
 // Per (row, token) the result is, in this order for b = 0 .. nb-1,
-//   acc = fma(float(isum_b), d_b * da_b, acc)   [then + m_b * sa_b for Q4_1]
+//   acc = fma(float(isum_b), d_b * da_b, acc)   [then + m_b * sa_b for Q4_1 /
+//                                               Q5_1; per half and the min
+//                                               terms for the K-quants, above]
 // with isum_b an exact int32 dot product, then + bias: the same operations
 // whatever the batch size, tile or thread split (batch invariance).
 #pragma once
@@ -78,6 +110,14 @@ constexpr size_t kPkQ5KSuper = kPkQ4KHeader + 8 * kPkQ5KRec;
 constexpr size_t kPkQ6KHeader = 32;
 constexpr size_t kPkQ6KRec = 256 + 128 + 32;
 constexpr size_t kPkQ6KSuper = kPkQ6KHeader + 8 * kPkQ6KRec;
+constexpr size_t kPkQ5_0Rec = 256 + 64 + 32;
+constexpr size_t kPkQ5_1Rec = 256 + 64 + 64;
+constexpr size_t kPkQ3KHeader = 32;
+constexpr size_t kPkQ3KRec = 128 + 64 + 32;
+constexpr size_t kPkQ3KSuper = kPkQ3KHeader + 8 * kPkQ3KRec;
+constexpr size_t kPkQ2KHeader = 64;
+constexpr size_t kPkQ2KRec = 128 + 32;
+constexpr size_t kPkQ2KSuper = kPkQ2KHeader + 8 * kPkQ2KRec;
 // Bytes of one token's quantized activations for row length k (k % 32 == 0),
 // rounded up to 64.
 size_t pk_act_stride(int64_t k);

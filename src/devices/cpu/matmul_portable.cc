@@ -318,59 +318,75 @@ float fp16_field(const uint8_t* p) {
 void pk_tile_portable(GgmlType type, const uint8_t* grp, int64_t nb, const uint8_t* act, size_t as, int n_tok,
                       const float* bias, float* out, int64_t ldo) {
   const bool q8 = type == GgmlType::kQ8_0, q4k = type == GgmlType::kQ4_K, q5k = type == GgmlType::kQ5_K;
-  const bool q6k = type == GgmlType::kQ6_K, kq = q4k || q5k;
-  const size_t codes_bytes = q8 ? 512 : 256;
-  const size_t rec_bytes = codes_bytes + (type == GgmlType::kQ4_1 ? 64 : 32);
+  const bool q6k = type == GgmlType::kQ6_K, q3k = type == GgmlType::kQ3_K, q2k = type == GgmlType::kQ2_K;
+  const bool kq = q4k || q5k;                                               // d * sc, dmin * m
+  const bool has_min = type == GgmlType::kQ4_1 || type == GgmlType::kQ5_1;  // + m * sa
+  const bool fifth = q5k || type == GgmlType::kQ5_0 || type == GgmlType::kQ5_1;
+  const bool halves = q6k || q3k || q2k;  // a scale per 16-element half
+  // Record layout (matmul_packed.h): codes_bytes of codes, then the scales.
+  const size_t codes_bytes = q8 ? 512 : q3k ? 192 : q2k ? 128 : 256 + (fifth ? 64 : 0) + (q6k ? 128 : 0);
+  const size_t rec_bytes = codes_bytes + (has_min ? 64 : 32);
+  const size_t header = kq ? kPkQ4KHeader : q6k ? kPkQ6KHeader : q3k ? kPkQ3KHeader : q2k ? kPkQ2KHeader : 0;
+  const size_t super = header + 8 * rec_bytes;
   const int64_t k = nb * 32;
   float acc[kPkTokens][kPkRows] = {};
   for (int64_t b = 0; b < nb; ++b) {
-    const uint8_t* hdr = nullptr;
-    const uint8_t* rec;
-    if (kq) {
-      const size_t super = q5k ? kPkQ5KSuper : kPkQ4KSuper, rb = q5k ? kPkQ5KRec : 256 + 32;
-      hdr = grp + (b / 8) * super;
-      rec = hdr + kPkQ4KHeader + (b % 8) * rb;
-    } else if (q6k) {
-      hdr = grp + (b / 8) * kPkQ6KSuper;
-      rec = hdr + kPkQ6KHeader + (b % 8) * kPkQ6KRec;
-    } else {
-      rec = grp + b * rec_bytes;
-    }
+    const uint8_t* hdr = grp + (b / 8) * super;  // super-block formats
+    const uint8_t* rec = header ? hdr + header + (b % 8) * rec_bytes : grp + b * rec_bytes;
     for (int r = 0; r < kPkRows; ++r) {
       int32_t code[32];
       for (int j = 0; j < 4; ++j) {
         for (int i = 0; i < 4; ++i) {
+          int32_t& lo = code[4 * j + i];  // element 4j+i
+          int32_t& hi = code[16 + 4 * j + i];
           if (q8) {
-            code[4 * j + i] = rec[64 * j + 4 * r + i];
-            code[16 + 4 * j + i] = rec[64 * (j + 4) + 4 * r + i];
+            lo = rec[64 * j + 4 * r + i];
+            hi = rec[64 * (j + 4) + 4 * r + i];
+            continue;
+          }
+          if (q3k || q2k) {
+            lo = (rec[4 * r + i] >> (2 * j)) & 3;
+            hi = (rec[64 + 4 * r + i] >> (2 * j)) & 3;
+            if (q3k) {
+              const uint8_t plane = rec[128 + 4 * r + i];
+              lo |= ((plane >> j) & 1) << 2;
+              hi |= ((plane >> (4 + j)) & 1) << 2;
+            }
             continue;
           }
           const uint8_t byte = rec[64 * j + 4 * r + i];
-          code[4 * j + i] = byte & 0x0f;
-          code[16 + 4 * j + i] = byte >> 4;
-          if (q5k) {
+          lo = byte & 0x0f;
+          hi = byte >> 4;
+          if (fifth) {
             const uint8_t plane = rec[256 + 4 * r + i];
-            code[4 * j + i] |= ((plane >> j) & 1) << 4;
-            code[16 + 4 * j + i] |= ((plane >> (4 + j)) & 1) << 4;
+            lo |= ((plane >> j) & 1) << 4;
+            hi |= ((plane >> (4 + j)) & 1) << 4;
           } else if (q6k) {
-            code[4 * j + i] |= ((rec[256 + 4 * r + i] >> (2 * j)) & 3) << 4;
-            code[16 + 4 * j + i] |= ((rec[320 + 4 * r + i] >> (2 * j)) & 3) << 4;
+            lo |= ((rec[256 + 4 * r + i] >> (2 * j)) & 3) << 4;
+            hi |= ((rec[320 + 4 * r + i] >> (2 * j)) & 3) << 4;
           }
         }
       }
-      // Per-row scales, formed as the SIMD kernels form them.
-      float d, mn = 0.0f;
-      if (q6k) {
+      // Per-row scales, formed as the SIMD kernels form them: d / d1 of the
+      // block or its halves, mn / mn1 the mins.
+      float d, d1 = 0.0f, mn = 0.0f, mn1 = 0.0f;
+      const uint8_t* sc = rec + codes_bytes;
+      if (q6k || q3k) {
         const float dd = fp16_field(hdr + 2 * r);
-        d = dd * static_cast<float>(static_cast<int8_t>(rec[384 + r]));
-        mn = dd * static_cast<float>(static_cast<int8_t>(rec[400 + r]));
+        d = dd * static_cast<float>(static_cast<int8_t>(sc[r]));
+        d1 = dd * static_cast<float>(static_cast<int8_t>(sc[16 + r]));
+      } else if (q2k) {
+        const float dd = fp16_field(hdr + 2 * r), dm = fp16_field(hdr + 32 + 2 * r);
+        d = dd * static_cast<float>(sc[r] & 0x0f);
+        d1 = dd * static_cast<float>(sc[16 + r] & 0x0f);
+        mn = (dm * static_cast<float>(sc[r] >> 4)) * (1.0f / 32);
+        mn1 = (dm * static_cast<float>(sc[16 + r] >> 4)) * (1.0f / 32);
       } else if (kq) {
-        const size_t at = q5k ? 256 + 64 : 256;
-        d = fp16_field(hdr + 2 * r) * static_cast<float>(rec[at + r]);
-        mn = fp16_field(hdr + 32 + 2 * r) * static_cast<float>(rec[at + 16 + r]);
+        d = fp16_field(hdr + 2 * r) * static_cast<float>(sc[r]);
+        mn = fp16_field(hdr + 32 + 2 * r) * static_cast<float>(sc[16 + r]);
       } else {
-        d = fp16_field(rec + codes_bytes + 2 * r);
-        if (type == GgmlType::kQ4_1) mn = fp16_field(rec + codes_bytes + 32 + 2 * r);
+        d = fp16_field(sc + 2 * r);
+        if (has_min) mn = fp16_field(sc + 32 + 2 * r);
       }
       for (int t = 0; t < n_tok; ++t) {
         const uint8_t* a = act + t * as;
@@ -381,18 +397,29 @@ void pk_tile_portable(GgmlType type, const uint8_t* grp, int64_t nb, const uint8
         for (int e = 0; e < 16; ++e) i0 += code[e] * ab[e];
         for (int e = 16; e < 32; ++e) i1 += code[e] * ab[e];
         float& o = acc[t][r];
-        if (q6k) {
-          i0 -= c[2 * nb + 2 * b];
-          i1 -= c[2 * nb + 2 * b + 1];
+        if (halves) {
+          const int32_t* c32h = c + 2 * nb;
+          if (q6k) {
+            i0 -= c32h[2 * b];
+            i1 -= c32h[2 * b + 1];
+          } else if (q3k) {
+            i0 -= c32h[2 * b] >> 3;
+            i1 -= c32h[2 * b + 1] >> 3;
+          }
           o = std::fma(static_cast<float>(i0), d * da[b], o);
-          o = std::fma(static_cast<float>(i1), mn * da[b], o);
+          o = std::fma(static_cast<float>(i1), d1 * da[b], o);
+          if (q2k) {
+            o = std::fma(-mn, static_cast<float>(c32h[2 * b]) * da[b], o);
+            o = std::fma(-mn1, static_cast<float>(c32h[2 * b + 1]) * da[b], o);
+          }
           continue;
         }
         int32_t is = i0 + i1;
         if (type == GgmlType::kQ4_0) is -= c[b];
+        if (type == GgmlType::kQ5_0) is -= 2 * c[b];
         if (q8) is -= c[nb + b];
         o = std::fma(static_cast<float>(is), d * da[b], o);
-        if (type == GgmlType::kQ4_1) o = std::fma(mn, da[nb + b], o);
+        if (has_min) o = std::fma(mn, da[nb + b], o);
         if (kq) o = std::fma(-mn, da[nb + b], o);
       }
     }
