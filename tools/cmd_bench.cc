@@ -1,9 +1,13 @@
-// suanli bench -m MODEL [-p 512] [-n 128] [-t THREADS] [-r REPS] [--json]:
-// llama-bench-style prefill (ppP) and generation (tgN) throughput, each with
-// its fraction of the device's measured roofline:
-//   tg: tokens/s x weight bytes read per token / measured memory bandwidth
+// suanli bench -m MODEL [-p 512] [-n 128] [-d DEPTH] [-t THREADS] [-r REPS]
+// [--json]: llama-bench-style prefill (ppP) and generation (tgN) throughput,
+// each with its fraction of the device's measured roofline:
+//   tg: tokens/s x bytes read per token (weights, plus the KV cache of the
+//       context at --depth) / measured memory bandwidth
 //   pp: arithmetic per second (2 ops per weight MAC + attention) / measured
 //       peak (int8 for integer weight formats, fp32 for float ones)
+// --depth N (llama-bench's -d) first fills the context with N tokens,
+// untimed, so pp and tg are measured with N tokens already in the cache
+// ("pp512 @ d4096"): long-context speed, where attention dominates.
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -24,6 +28,7 @@ struct BenchArgs {
   ModelArgs model;
   int64_t prompt = 512;
   int64_t gen = 128;
+  int64_t depth = 0;
   int reps = 5;
   bool json = false;
 };
@@ -63,6 +68,7 @@ Runner add_bench(CLI::App& app) {
   add_model_args(sub, a->model);
   sub->add_option("-p,--n-prompt", a->prompt, "Prompt tokens for the pp test (0: skip)");
   sub->add_option("-n,--n-gen", a->gen, "Generated tokens for the tg test (0: skip)");
+  sub->add_option("-d,--depth", a->depth, "Context tokens already in the cache when pp / tg are timed");
   sub->add_option("-r,--repetitions", a->reps, "Repetitions per test");
   sub->add_flag("--json", a->json, "Print a JSON list of results");
   std::function<int()> serve = add_bench_serve(sub);
@@ -74,9 +80,11 @@ Runner add_bench(CLI::App& app) {
     };
     if (a->prompt < 0 || a->gen < 0 || a->prompt + a->gen == 0) return fail("nothing to run (-p and -n are 0)");
     if (a->reps < 1 || a->reps > 1000) return fail("-r must be 1 to 1000");
+    if (a->depth < 0 || a->depth > (int64_t{1} << 24)) return fail("-d must be 0 to 16M tokens");
     ModelArgs margs = a->model;
     margs.batch = std::max<int64_t>(a->prompt, 1);
-    margs.ctx = a->prompt + a->gen + 16;
+    if (a->depth > 0) margs.batch = std::max<int64_t>(margs.batch, std::min<int64_t>(a->depth, 512));
+    margs.ctx = a->depth + a->prompt + a->gen + 16;
     Expected<LoadedModel> lm = load_model(margs);
     if (!lm) return fail(lm.status().to_string());
     Model& model = *lm->model;
@@ -103,10 +111,15 @@ Runner add_bench(CLI::App& app) {
     auto run_test = [&](bool pp) -> Status {
       const int64_t n = pp ? a->prompt : a->gen;
       std::vector<double> tps;
+      // The context at --depth, prefilled once (untimed); each run keeps it
+      // (set_prompt reuses the common prefix) and times what comes after.
+      std::vector<int32_t> context(static_cast<size_t>(a->depth));
+      for (int32_t& t : context) t = any_token(rng);
       for (int r = -1; r < a->reps; ++r) {  // r == -1: warm-up
         session.reset();
-        std::vector<int32_t> toks(pp ? n : 1);
-        for (int32_t& t : toks) t = any_token(rng);
+        if (!context.empty()) SUANLI_RETURN_IF_ERROR(session.set_prompt(context));
+        std::vector<int32_t> toks = context;
+        for (int64_t i = 0; i < (pp ? n : 1); ++i) toks.push_back(any_token(rng));
         double s;
         if (pp) {
           const auto t0 = Clock::now();
@@ -121,16 +134,22 @@ Runner add_bench(CLI::App& app) {
         if (r >= 0) tps.push_back(n / s);
       }
       Result res;
-      res.test = (pp ? "pp" : "tg") + std::to_string(n);
+      res.test = (pp ? "pp" : "tg") + std::to_string(n) + (a->depth ? " @ d" + std::to_string(a->depth) : "");
       mean_std(tps, &res.mean, &res.stddev);
+      const double d = static_cast<double>(a->depth);
       if (pp) {
-        // Attention: QK and PV, 2 MACs per (key, head dim) per head, causal.
-        const double attn_macs = 2.0 * mi.n_layer * mi.n_head * mi.head_dim * (n + 1) / 2.0;
+        // Attention: QK and PV, 2 MACs per (key, head dim) per head; causal
+        // over the new tokens, all of the depth.
+        const double attn_macs = 2.0 * mi.n_layer * mi.n_head * mi.head_dim * (d + (n + 1) / 2.0);
         const double ops_per_token = 2 * (weight_macs + attn_macs);
         res.achieved = res.mean * ops_per_token / 1e9;
         res.roofline = res.achieved / peak_gops;
       } else {
-        res.achieved = res.mean * model.weight_bytes_per_token() / 1e9;
+        // Weights, plus every cached K and V row of the context (on average
+        // depth + n / 2 of them).
+        const double kv_bytes = 2.0 * mi.n_layer * mi.n_head_kv * mi.head_dim *
+                                static_cast<double>(row_bytes(lm->kv->type(), 1)) * (d + n / 2.0);
+        res.achieved = res.mean * (static_cast<double>(model.weight_bytes_per_token()) + kv_bytes) / 1e9;
         res.roofline = res.achieved / roof.memory_gbs;
       }
       results.push_back(res);
@@ -154,6 +173,7 @@ Runner add_bench(CLI::App& app) {
                        {"device", dev.name()},
                        {"threads", threads},
                        {"test", r.test},
+                       {"depth", a->depth},
                        {"tokens_per_s", r.mean},
                        {"stddev", r.stddev},
                        {"repetitions", a->reps},
@@ -169,8 +189,8 @@ Runner add_bench(CLI::App& app) {
                 roof.memory_gbs, roof.int8_gops, roof.fp32_gflops, dev.name().c_str(), threads);
     std::printf("| %-32s | %10s | %8s | %-6s | %7s | %6s | %18s | %-28s |\n", "model", "size", "params", "device",
                 "threads", "test", "t/s", "roofline");
-    std::printf("| %.32s | %.10s | %.8s | %.6s | %.7s | %.6s | %.18s | %.28s |\n", "--------------------------------",
-                "----------", "--------", "------", "-------", "------", "------------------",
+    std::printf("| %.32s | %.10s | %.8s | %.6s | %.7s | %.14s | %.18s | %.28s |\n", "--------------------------------",
+                "----------", "--------", "------", "-------", "--------------", "------------------",
                 "----------------------------");
     for (const Result& r : results) {
       char ts[64], rf[64], sz[32], pr[32];

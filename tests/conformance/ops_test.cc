@@ -336,16 +336,20 @@ TEST(Ops, attention_matches_reference_gqa_paged_multi_sequence) {
 
 // A query's output is bit-identical whether it is computed alone (a decode
 // step at its position), inside its prefill chunk, or next to other
-// sequences, and with 1 or 2 threads.
+// sequences, and with 1 or 2 threads: with short contexts (one key segment)
+// and with a prefill that crosses a segment boundary (256 keys) next to a
+// long decode (several segments combined).
 TEST(Ops, attention_is_batch_and_thread_invariant) {
   auto devs2 = devices_under_test(2);
   auto devs1 = devices_under_test(1);
+  const AttentionCase cases[] = {{9, 3, 64, 16, {{3, 1}, {20, 37}, {7, 2}}},
+                                 {9, 3, 64, 16, {{600, 1}, {240, 37}, {5, 2}}}};
   for (size_t d = 0; d < devs2.size(); ++d) {
     for_each_kernel_set(*devs2[d], [&] {
+    for (const AttentionCase& c : cases) {
     for (GgmlType type : {GgmlType::kF16, GgmlType::kF32}) {
       Seeded s;
-      SCOPED_TRACE(s.trace() + " " + std::string(ggml_type_name(type)));
-      const AttentionCase c{9, 3, 64, 16, {{3, 1}, {20, 37}, {7, 2}}};
+      SCOPED_TRACE(s.trace() + " " + std::string(ggml_type_name(type)) + " past=" + std::to_string(c.seqs[1].first));
       AttentionBatch b = make_attention(s, c, type);
       const int64_t width = c.n_heads * c.hd;
       std::vector<float> batch(b.q.size()), batch1(b.q.size()), single(width);
@@ -353,7 +357,7 @@ TEST(Ops, attention_is_batch_and_thread_invariant) {
       devs1[d]->attention(b.q.data(), b.n_tokens, c.n_heads, b.kv.view, b.slices.data(), 3, 0.125f, batch1.data());
       EXPECT_TRUE(bit_equal(batch.data(), batch1.data(), batch.size())) << "1 vs 2 threads";
       // Token j of the 37-token prefill of sequence 1, as a lone decode step.
-      for (int32_t j : {0, 11, 36}) {
+      for (int32_t j : {0, 11, 15, 16, 36}) {
         const int64_t t = b.slices[1].first_token + j;
         SeqSlice lone = b.slices[1];
         lone.first_token = 0;
@@ -362,6 +366,13 @@ TEST(Ops, attention_is_batch_and_thread_invariant) {
         devs2[d]->attention(b.q.data() + t * width, 1, c.n_heads, b.kv.view, &lone, 1, 0.125f, single.data());
         EXPECT_TRUE(bit_equal(single.data(), batch.data() + t * width, width)) << "token " << j;
       }
+      // Sequence 0 (the decode) alone.
+      SeqSlice lone0 = b.slices[0];
+      lone0.first_token = 0;
+      devs1[d]->attention(b.q.data() + b.slices[0].first_token * width, 1, c.n_heads, b.kv.view, &lone0, 1, 0.125f,
+                          single.data());
+      EXPECT_TRUE(bit_equal(single.data(), batch.data() + b.slices[0].first_token * width, width)) << "sequence 0";
+    }
     }
     });
   }

@@ -15,6 +15,9 @@ namespace suanli::cpu {
 // steady-state loop once it has grown to the largest batch).
 struct Workspace {
   std::vector<uint8_t> act;                   // activations quantized for integer dot products
+  // attention's per-segment partial results (max, sum, weighted values)
+  // when a query's keys span several segments.
+  std::vector<float> attn_partials;
   // rope's cos / sin per (token, pair) for the last positions and parameters
   // it saw: every layer of a forward pass rotates q and k at the same
   // positions, so all but the first call reuse them.

@@ -461,149 +461,223 @@ void kv_write(ThreadPool& pool, const KvLayerView& kv, const float* k, const flo
   }
 }
 
-// Attention. Work items are (sequence, kv head, chunk of up to kQueryChunk
-// of the sequence's tokens): the chunk's queries of every head in the kv
-// head's group share each key/value row, which is converted to float32 once
-// per item in blocks of kKeyBlock rows (prefill has many queries per key
-// row; decode has the group's heads). Per query the arithmetic is fixed:
-// scores by one dot-product kernel in key order, max, exp and sum in key
-// order, then p·v accumulated in key order and divided by the sum. It does
-// not depend on the chunking, the batch or the thread count, so a token
-// gives the same bits in a prefill chunk and as a lone decode step.
+// Attention. A query's keys are cut into segments of kSegment keys at fixed
+// positions (keys 0..255, 256..511, ... of its sequence). Work items are
+// (sequence, chunk of up to kQueryChunk of its tokens, segment): all heads of
+// the chunk's tokens against that segment's keys, one kv head at a time (the
+// heads of a kv head's group share each key / value row). Per query and
+// segment the arithmetic is fixed: scores by one dot-product kernel in key
+// order, the segment's max m_s, exp(score - m_s) and their sum l_s in key
+// order, then p·v accumulated in key order (o_s). Segments are combined in
+// order: m = max m_s, l = sum l_s exp(m_s - m), o = sum o_s exp(m_s - m),
+// out = o / l (one segment: out = o_s / l_s, the same bits). None of it
+// depends on the chunking, the batch or the thread count, so a token gives
+// the same bits in a prefill chunk and as a lone decode step.
+//
+// Why segments: a long context's decode step is one query per head over
+// thousands of keys; segments spread it over every thread (a sequence has
+// only n_kv_heads kv heads) and each item streams one contiguous run of
+// cache slots, all heads, instead of one head's rows out of every slot.
 namespace {
 constexpr int64_t kQueryChunk = 16;
 constexpr int64_t kKeyBlock = 32;
+constexpr int64_t kSegment = 256;
 }  // namespace
 
-void attention(ThreadPool& pool, Workspace& /*ws*/, const float* q, int64_t n_tokens, int64_t n_heads,
+void attention(ThreadPool& pool, Workspace& ws, const float* q, int64_t n_tokens, int64_t n_heads,
                const KvLayerView& kv, const SeqSlice* seqs, int32_t n_seqs, float scale, float* out) {
   SUANLI_CHECK(n_heads % kv.n_kv_heads == 0);
   const int64_t group = n_heads / kv.n_kv_heads;
   const int64_t d = kv.head_dim;
   const RowKernels& rk = row_kernels();
-  int64_t max_keys = 0;
   struct Item {
-    int32_t seq, kvh, j0, nj;
+    int32_t seq, j0, nj, seg;
+    int32_t n_segs;       // segments of the chunk (its last query's)
+    int64_t partial = 0;  // first float of this item's partials (n_segs > 1)
   };
-  std::vector<Item> items;  // small: one per (sequence, kv head, chunk)
+  std::vector<Item> items;  // small: one per (sequence, chunk, segment)
+  const int64_t partial_floats = n_heads * kQueryChunk * (d + 2);  // per item
+  int64_t n_partial = 0;
   for (int32_t s = 0; s < n_seqs; ++s) {
     const SeqSlice& sq = seqs[s];
     SUANLI_CHECK(sq.first_token >= 0 && sq.first_token + sq.n_tokens <= n_tokens);
     SUANLI_CHECK((sq.n_past + sq.n_tokens + kv.block_size - 1) / kv.block_size <= sq.n_blocks);
-    max_keys = std::max<int64_t>(max_keys, sq.n_past + sq.n_tokens);
     for (int32_t j0 = 0; j0 < sq.n_tokens; j0 += kQueryChunk) {
-      for (int32_t h = 0; h < kv.n_kv_heads; ++h) {
-        items.push_back({s, h, j0, static_cast<int32_t>(std::min<int64_t>(kQueryChunk, sq.n_tokens - j0))});
+      const int32_t nj = static_cast<int32_t>(std::min<int64_t>(kQueryChunk, sq.n_tokens - j0));
+      const int64_t keys_total = sq.n_past + j0 + nj;
+      const int32_t n_segs = static_cast<int32_t>((keys_total + kSegment - 1) / kSegment);
+      for (int32_t g = 0; g < n_segs; ++g) {
+        items.push_back({s, j0, nj, g, n_segs, n_segs > 1 ? n_partial : 0});
+        if (n_segs > 1) n_partial += partial_floats;
       }
     }
   }
+  if (ws.attn_partials.size() < static_cast<size_t>(n_partial)) ws.attn_partials.resize(n_partial);
+  float* partials = ws.attn_partials.data();
   const int64_t max_q = group * kQueryChunk;
-  // Per thread: scores [max_q][max_keys], key/value tile [kKeyBlock][d],
+  // Per thread: scores [max_q][kSegment], key/value tile [kKeyBlock][d],
   // accumulators [max_q][d].
-  const size_t need = static_cast<size_t>(max_q * max_keys + kKeyBlock * d + max_q * d);
+  const size_t need = static_cast<size_t>(max_q * kSegment + kKeyBlock * d + max_q * d);
   const int64_t n_items = static_cast<int64_t>(items.size());
   auto body = [&](int64_t it_begin, int64_t it_end) {
     // Scratch per thread (items are claimed by whichever thread is free).
     thread_local std::vector<float> scratch;
     if (scratch.size() < need) scratch.resize(need);
     float* scores = scratch.data();
-    float* tile = scores + max_q * max_keys;
+    float* tile = scores + max_q * kSegment;
     float* acc = tile + kKeyBlock * d;
+    thread_local std::vector<const uint16_t*> krows, vrows;
+    thread_local std::vector<const float*> qrows;
+    thread_local std::vector<int64_t> lims;
     for (int64_t it = it_begin; it < it_end; ++it) {
       const Item& item = items[it];
       const SeqSlice& sq = seqs[item.seq];
-      const int64_t keys_total = sq.n_past + item.j0 + item.nj;  // keys the last query sees
+      const int64_t k_lo = item.seg * kSegment;
+      const int64_t k_hi = std::min<int64_t>(k_lo + kSegment, sq.n_past + item.j0 + item.nj);
+      const int64_t nk = k_hi - k_lo;
       const int64_t nq = group * item.nj;
-      // Query qi = jj * group + g: token j0 + jj, head kvh * group + g.
-      auto query = [&](int64_t qi) {
-        const int64_t t = sq.first_token + item.j0 + qi / group;
-        return q + (t * n_heads + item.kvh * group + qi % group) * d;
+      auto slot_of = [&](int64_t key) {
+        return static_cast<int64_t>(sq.block_table[key / kv.block_size]) * kv.block_size + key % kv.block_size;
       };
-      auto n_keys_of = [&](int64_t qi) { return sq.n_past + item.j0 + qi / group + 1; };
-      auto load_tile = [&](const void* pool_base, int64_t k0, int64_t nk) {
-        for (int64_t r = 0; r < nk; ++r) {
-          const int64_t key = k0 + r;
-          const int64_t slot =
-              static_cast<int64_t>(sq.block_table[key / kv.block_size]) * kv.block_size + key % kv.block_size;
-          const int64_t idx = (slot * kv.n_kv_heads + item.kvh) * d;
-          if (kv.type == GgmlType::kF32) {
-            std::memcpy(tile + r * d, static_cast<const float*>(pool_base) + idx, d * sizeof(float));
-          } else {
-            rk.f16_to_f32(static_cast<const uint16_t*>(pool_base) + idx, tile + r * d, d);
-          }
-        }
+      // Keys of this segment that query qi (token j0 + qi / group) sees.
+      auto lim_of = [&](int64_t qi) {
+        return std::clamp<int64_t>(sq.n_past + item.j0 + qi / group + 1 - k_lo, 0, nk);
       };
       // F16 rows read in place (no tile conversion) where the kernels allow:
       // bit-identical to the tile path.
       const bool direct = kv.type == GgmlType::kF16 && rk.dots_f16 && d % 16 == 0 && d <= 128;
-      thread_local std::vector<const uint16_t*> krows, vrows;
-      thread_local std::vector<const float*> qrows;
-      thread_local std::vector<int64_t> lims;
-      if (direct) {
-        krows.resize(keys_total);
-        vrows.resize(keys_total);
-        for (int64_t key = 0; key < keys_total; ++key) {
-          const int64_t slot =
-              static_cast<int64_t>(sq.block_table[key / kv.block_size]) * kv.block_size + key % kv.block_size;
-          const int64_t idx = (slot * kv.n_kv_heads + item.kvh) * d;
-          krows[key] = static_cast<const uint16_t*>(kv.k) + idx;
-          vrows[key] = static_cast<const uint16_t*>(kv.v) + idx;
+      for (int64_t h = 0; h < kv.n_kv_heads; ++h) {
+        // Query qi = jj * group + g: token j0 + jj, head h * group + g.
+        auto query = [&](int64_t qi) {
+          const int64_t t = sq.first_token + item.j0 + qi / group;
+          return q + (t * n_heads + h * group + qi % group) * d;
+        };
+        auto load_tile = [&](const void* pool_base, int64_t k0, int64_t n) {
+          for (int64_t r = 0; r < n; ++r) {
+            const int64_t idx = (slot_of(k0 + r) * kv.n_kv_heads + h) * d;
+            if (kv.type == GgmlType::kF32) {
+              std::memcpy(tile + r * d, static_cast<const float*>(pool_base) + idx, d * sizeof(float));
+            } else {
+              rk.f16_to_f32(static_cast<const uint16_t*>(pool_base) + idx, tile + r * d, d);
+            }
+          }
+        };
+        if (direct) {
+          krows.resize(nk);
+          vrows.resize(nk);
+          for (int64_t r = 0; r < nk; ++r) {
+            const int64_t idx = (slot_of(k_lo + r) * kv.n_kv_heads + h) * d;
+            krows[r] = static_cast<const uint16_t*>(kv.k) + idx;
+            vrows[r] = static_cast<const uint16_t*>(kv.v) + idx;
+          }
+          qrows.resize(nq);
+          lims.resize(nq);
+          for (int64_t qi = 0; qi < nq; ++qi) {
+            qrows[qi] = query(qi);
+            lims[qi] = lim_of(qi);
+          }
+          rk.dots_f16(qrows.data(), static_cast<int>(nq), krows.data(), lims.data(), d, scale, scores, kSegment);
+        } else {
+          for (int64_t k0 = 0; k0 < nk; k0 += kKeyBlock) {
+            const int64_t nb = std::min(kKeyBlock, nk - k0);
+            load_tile(kv.k, k_lo + k0, nb);
+            for (int64_t qi = 0; qi < nq; ++qi) {
+              const int64_t lim = std::min(nb, lim_of(qi) - k0);
+              if (lim > 0) rk.dots(query(qi), tile, lim, d, scale, scores + qi * kSegment + k0);
+            }
+          }
         }
-        qrows.resize(nq);
-        lims.resize(nq);
+        // Softmax weights (unnormalized) and their sums, per query.
+        float mx[kQueryChunk * 64], denom[kQueryChunk * 64];
+        SUANLI_CHECK(nq <= kQueryChunk * 64);
         for (int64_t qi = 0; qi < nq; ++qi) {
-          qrows[qi] = query(qi);
-          lims[qi] = n_keys_of(qi);
+          float* sc = scores + qi * kSegment;
+          const int64_t n = lim_of(qi);
+          float m = -INFINITY;
+          for (int64_t key = 0; key < n; ++key) m = std::max(m, sc[key]);
+          mx[qi] = m;
+          denom[qi] = n > 0 ? rk.softmax_exp(sc, n, m) : 0.0f;
         }
-        rk.dots_f16(qrows.data(), static_cast<int>(nq), krows.data(), lims.data(), d, scale, scores, max_keys);
-      }
-      // Scores.
-      for (int64_t k0 = 0; k0 < keys_total && !direct; k0 += kKeyBlock) {
-        const int64_t nk = std::min(kKeyBlock, keys_total - k0);
-        load_tile(kv.k, k0, nk);
+        // Weighted values.
+        std::fill(acc, acc + nq * d, 0.0f);
+        if (direct) {
+          rk.accumulate_f16(scores, kSegment, static_cast<int>(nq), vrows.data(), lims.data(), d, acc);
+        } else {
+          for (int64_t k0 = 0; k0 < nk; k0 += kKeyBlock) {
+            const int64_t nb = std::min(kKeyBlock, nk - k0);
+            load_tile(kv.v, k_lo + k0, nb);
+            for (int64_t qi = 0; qi < nq; ++qi) {
+              const int64_t lim = std::min(nb, lim_of(qi) - k0);
+              if (lim > 0) rk.accumulate(scores + qi * kSegment + k0, tile, lim, d, acc + qi * d);
+            }
+          }
+        }
         for (int64_t qi = 0; qi < nq; ++qi) {
-          const int64_t lim = std::min(nk, n_keys_of(qi) - k0);
-          if (lim > 0) rk.dots(query(qi), tile, lim, d, scale, scores + qi * max_keys + k0);
+          const int64_t head = h * group + qi % group;
+          if (item.n_segs == 1) {
+            const int64_t t = sq.first_token + item.j0 + qi / group;
+            float* oh = out + (t * n_heads + head) * d;
+            const float inv = 1.0f / denom[qi];
+            for (int64_t e = 0; e < d; ++e) oh[e] = acc[qi * d + e] * inv;
+          } else {
+            // Partials of (token jj, head): max, sum, then d weighted values.
+            float* pp = partials + item.partial + ((qi / group) * n_heads + head) * (d + 2);
+            pp[0] = mx[qi];
+            pp[1] = denom[qi];
+            std::copy(acc + qi * d, acc + qi * d + d, pp + 2);
+          }
         }
-      }
-      // Softmax weights (unnormalized) and their sums.
-      float denom[kQueryChunk * 64];
-      SUANLI_CHECK(nq <= kQueryChunk * 64);
-      for (int64_t qi = 0; qi < nq; ++qi) {
-        float* sc = scores + qi * max_keys;
-        const int64_t nk = n_keys_of(qi);
-        float m = -INFINITY;
-        for (int64_t key = 0; key < nk; ++key) m = std::max(m, sc[key]);
-        denom[qi] = rk.softmax_exp(sc, nk, m);
-      }
-      // Weighted values.
-      std::fill(acc, acc + nq * d, 0.0f);
-      if (direct) {
-        rk.accumulate_f16(scores, max_keys, static_cast<int>(nq), vrows.data(), lims.data(), d, acc);
-      }
-      for (int64_t k0 = 0; k0 < keys_total && !direct; k0 += kKeyBlock) {
-        const int64_t nk = std::min(kKeyBlock, keys_total - k0);
-        load_tile(kv.v, k0, nk);
-        for (int64_t qi = 0; qi < nq; ++qi) {
-          const int64_t lim = std::min(nk, n_keys_of(qi) - k0);
-          if (lim > 0) rk.accumulate(scores + qi * max_keys + k0, tile, lim, d, acc + qi * d);
-        }
-      }
-      for (int64_t qi = 0; qi < nq; ++qi) {
-        const int64_t t = sq.first_token + item.j0 + qi / group;
-        float* oh = out + (t * n_heads + item.kvh * group + qi % group) * d;
-        const float inv = 1.0f / denom[qi];
-        for (int64_t e = 0; e < d; ++e) oh[e] = acc[qi * d + e] * inv;
       }
     }
   };
   if (n_items == 1) {
     body(0, 1);
   } else {
-    // Items differ in cost (sequences of different lengths): claimed one
-    // by one, up to 32 per thread, so no thread idles behind a long chunk.
+    // Items differ in cost (segments and sequences of different lengths):
+    // claimed one by one, up to 32 per thread, so no thread idles behind a
+    // long chunk.
     pool.parallel_for(n_items, 1, body, 32);
   }
+  if (n_partial == 0) return;
+  // Combine the segments of every multi-segment chunk, in segment order.
+  std::vector<int64_t> firsts;  // first item of each such chunk
+  for (int64_t it = 0; it < n_items; ++it) {
+    if (items[it].n_segs > 1 && items[it].seg == 0) firsts.push_back(it);
+  }
+  pool.parallel_for(static_cast<int64_t>(firsts.size()), 1, [&](int64_t b, int64_t e) {
+    for (int64_t c = b; c < e; ++c) {
+      const Item& first = items[firsts[c]];
+      const SeqSlice& sq = seqs[first.seq];
+      for (int64_t jj = 0; jj < first.nj; ++jj) {
+        for (int64_t head = 0; head < n_heads; ++head) {
+          const int64_t off = (jj * n_heads + head) * (d + 2);
+          auto part = [&](int32_t g) { return partials + items[firsts[c] + g].partial + off; };
+          float m = -INFINITY;
+          for (int32_t g = 0; g < first.n_segs; ++g) m = std::max(m, part(g)[0]);
+          float* oh = out + ((sq.first_token + first.j0 + jj) * n_heads + head) * d;
+          // The first segment with a visible key starts the sums (so one
+          // such segment gives o_s * 1 / l_s, exactly the one-segment path).
+          float l = 0.0f;
+          bool started = false;
+          for (int32_t g = 0; g < first.n_segs; ++g) {
+            const float* pg = part(g);
+            if (pg[1] == 0.0f) continue;  // no key of this segment is visible
+            const float w = std::exp(pg[0] - m);
+            if (!started) {
+              l = pg[1] * w;
+              for (int64_t x = 0; x < d; ++x) oh[x] = pg[2 + x] * w;
+              started = true;
+            } else {
+              l += pg[1] * w;
+              for (int64_t x = 0; x < d; ++x) oh[x] += pg[2 + x] * w;
+            }
+          }
+          const float inv = 1.0f / l;
+          for (int64_t x = 0; x < d; ++x) oh[x] *= inv;
+        }
+      }
+    }
+  });
 }
 
 void swiglu(ThreadPool& pool, const float* gate, const float* up, int64_t n, float* out) {

@@ -1,0 +1,42 @@
+"""`suanli bench`: the llama-bench-style table / JSON, with and without a
+context depth (-d), and clear errors for bad arguments. Speeds are not
+checked here (benchmarks are recorded under bench/results)."""
+import json
+import subprocess
+
+
+def run(suanli_bin, default_model, *args):
+    return subprocess.run([suanli_bin, "bench", "-m", default_model, *args],
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_json_has_pp_and_tg_with_roofline_fractions(suanli_bin, default_model):
+    r = run(suanli_bin, default_model, "-p", "16", "-n", "4", "-r", "1", "--json")
+    assert r.returncode == 0, r.stderr
+    rows = json.loads(r.stdout)
+    assert [x["test"] for x in rows] == ["pp16", "tg4"]
+    for x in rows:
+        assert x["tokens_per_s"] > 0 and x["stddev"] >= 0 and 0 < x["roofline_fraction"] < 5
+        assert x["depth"] == 0
+
+
+def test_depth_fills_the_context_first(suanli_bin, default_model):
+    # 300 tokens of context: the timed tokens see keys of two attention
+    # segments (256 keys each), the long-context path.
+    r = run(suanli_bin, default_model, "-p", "8", "-n", "4", "-d", "300", "-r", "1", "--json")
+    assert r.returncode == 0, r.stderr
+    rows = json.loads(r.stdout)
+    assert [x["test"] for x in rows] == ["pp8 @ d300", "tg4 @ d300"]
+    assert all(x["depth"] == 300 and x["tokens_per_s"] > 0 for x in rows)
+    r = run(suanli_bin, default_model, "-p", "0", "-n", "2", "-d", "20", "-r", "1")
+    assert r.returncode == 0, r.stderr
+    assert "tg2 @ d20" in r.stdout
+
+
+def test_rejects_bad_arguments(suanli_bin, default_model):
+    for args, msg in [(["-p", "0", "-n", "0"], "nothing to run"),
+                      (["-r", "0"], "-r must be"),
+                      (["-d", "-5"], "-d must be")]:
+        r = run(suanli_bin, default_model, *args)
+        assert r.returncode == 1, r.stdout
+        assert msg in r.stderr
