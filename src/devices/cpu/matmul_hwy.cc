@@ -128,24 +128,36 @@ void pk_quantize_act(const float* x, int64_t k, uint8_t* dst) {
 
 // Where a format's fields sit in the packed records (matmul_packed.h).
 struct PkFormat {
-  bool q8 = false, has_min = false, k_quant = false, q5k = false, q6k = false;
+  bool q8 = false;       // byte codes
+  bool has_min = false;  // Q4_1 / Q5_1: + m * sa
+  bool k_quant = false;  // Q4_K / Q5_K: d * sc, - dmin * m * sa
+  bool fifth = false;    // Q5_0 / Q5_1 / Q5_K: a plane of 5th bits after the nibbles
+  bool q6k = false, q3k = false, q2k = false;
   size_t rec_bytes = 0;     // one 32-element (sub-)block's record
   size_t super_bytes = 0;   // K-quants: one 256-element super-block; else 0
   size_t header_bytes = 0;  // K-quants: the super-block's fp16 scales
-  size_t scales_at = 0;     // Q4_K / Q5_K: sc[16] then m[16]; Q6_K: sc0[16] then sc1[16]
+  size_t scales_at = 0;     // where the record's scales follow its codes
+  // A scale per 16-element half, applied to each half's integer sum.
+  bool halves() const { return q6k || q3k || q2k; }
 };
 
 bool pk_format(GgmlType type, PkFormat* f) {
   const size_t rec = pk_record_bytes(type);
   switch (type) {
     case GgmlType::kQ4_0:
-      *f = {.rec_bytes = rec};
+      *f = {.rec_bytes = rec, .scales_at = 256};
       return true;
     case GgmlType::kQ4_1:
-      *f = {.has_min = true, .rec_bytes = rec};
+      *f = {.has_min = true, .rec_bytes = rec, .scales_at = 256};
+      return true;
+    case GgmlType::kQ5_0:
+      *f = {.fifth = true, .rec_bytes = rec, .scales_at = 256 + 64};
+      return true;
+    case GgmlType::kQ5_1:
+      *f = {.has_min = true, .fifth = true, .rec_bytes = rec, .scales_at = 256 + 64};
       return true;
     case GgmlType::kQ8_0:
-      *f = {.q8 = true, .rec_bytes = rec};
+      *f = {.q8 = true, .rec_bytes = rec, .scales_at = 512};
       return true;
     case GgmlType::kQ4_K:
       *f = {.k_quant = true,
@@ -156,7 +168,7 @@ bool pk_format(GgmlType type, PkFormat* f) {
       return true;
     case GgmlType::kQ5_K:
       *f = {.k_quant = true,
-            .q5k = true,
+            .fifth = true,
             .rec_bytes = kPkQ5KRec,
             .super_bytes = kPkQ5KSuper,
             .header_bytes = kPkQ4KHeader,
@@ -167,7 +179,21 @@ bool pk_format(GgmlType type, PkFormat* f) {
             .rec_bytes = kPkQ6KRec,
             .super_bytes = kPkQ6KSuper,
             .header_bytes = kPkQ6KHeader,
-            .scales_at = 384};
+            .scales_at = 256 + 128};
+      return true;
+    case GgmlType::kQ3_K:
+      *f = {.q3k = true,
+            .rec_bytes = kPkQ3KRec,
+            .super_bytes = kPkQ3KSuper,
+            .header_bytes = kPkQ3KHeader,
+            .scales_at = 128 + 64};
+      return true;
+    case GgmlType::kQ2_K:
+      *f = {.q2k = true,
+            .rec_bytes = kPkQ2KRec,
+            .super_bytes = kPkQ2KSuper,
+            .header_bytes = kPkQ2KHeader,
+            .scales_at = 128};
       return true;
     default:
       return false;
@@ -180,11 +206,12 @@ bool pk_format(GgmlType type, PkFormat* f) {
 constexpr size_t kPairStride = 2 * kPkRows;
 using BlockCodes = int16_t[16 * kPairStride];
 
-// Bits `shift`.. of each uint16 lane under `mask`, moved to bit 4 (the 5th
-// and 6th bits of Q5_K / Q6_K codes).
-HWY_INLINE hn::Vec<DU16> high_bits(hn::Vec<DU16> plane, int shift, uint16_t mask) {
+// Bits `shift`.. of each uint16 lane under `mask`, moved to bit `to`: one
+// field of a bit plane (Q3_K / Q2_K's low 2 bits at 0, Q3_K's 3rd bit at 2,
+// the 5th and 6th bits of Q5_0 / Q5_1 / Q5_K / Q6_K at 4).
+HWY_INLINE hn::Vec<DU16> plane_bits(hn::Vec<DU16> plane, int shift, uint16_t mask, int to) {
   const DU16 du;
-  return hn::ShiftLeft<4>(hn::And(hn::ShiftRightSame(plane, shift), hn::Set(du, mask)));
+  return hn::ShiftLeftSame(hn::And(hn::ShiftRightSame(plane, shift), hn::Set(du, mask)), to);
 }
 
 void extract_codes(const PkFormat& f, const uint8_t* rec, size_t r0, int16_t* w) {
@@ -204,23 +231,41 @@ void extract_codes(const PkFormat& f, const uint8_t* rec, size_t r0, int16_t* w)
     }
     return;
   }
-  // Byte i of vector j: element 4j + i (low nibble) and 16 + 4j + i (high).
-  const auto p0 = f.q5k || f.q6k ? load(256) : hn::Zero(du);
-  const auto p1 = f.q6k ? load(320) : hn::Zero(du);
+  // A row's 4 bytes are 2 uint16 lanes: bytes i = 0, 2 in their low halves
+  // (lo0 / hi0: elements 4j and 4j + 2 of a half), i = 1, 3 in the high ones
+  // (lo1 / hi1). Two kinds of bit planes: 2-bit fields, one plane per half
+  // (bits 2j..2j+1 of byte i: element 4j + i of the half), and 1-bit fields
+  // (bit j of byte i: element 4j + i; bit 4 + j: element 16 + 4j + i).
+  const bool two_bit = f.q3k || f.q2k;  // the low 2 bits in planes 0 and 1
+  const auto zero = hn::Zero(du);
+  const auto p0 = two_bit ? load(0) : f.q6k ? load(256) : zero;    // 2-bit, elements < 16
+  const auto p1 = two_bit ? load(64) : f.q6k ? load(320) : zero;   // 2-bit, elements >= 16
+  const auto pb = f.fifth ? load(256) : f.q3k ? load(128) : zero;  // 1-bit
+  const int bit_at = f.q3k ? 2 : 4;
   for (int j = 0; j < 4; ++j) {
-    const auto u = load(64 * j);
-    auto lo0 = hn::And(u, m4), lo1 = hn::And(hn::ShiftRight<8>(u), m4);
-    auto hi0 = hn::And(hn::ShiftRight<4>(u), m4), hi1 = hn::ShiftRight<12>(u);
-    if (f.q5k) {  // plane bit j: element 4j + i; bit 4 + j: element 16 + 4j + i
-      lo0 = hn::Or(lo0, high_bits(p0, j, 1));
-      lo1 = hn::Or(lo1, high_bits(p0, 8 + j, 1));
-      hi0 = hn::Or(hi0, high_bits(p0, 4 + j, 1));
-      hi1 = hn::Or(hi1, high_bits(p0, 12 + j, 1));
-    } else if (f.q6k) {  // bits 2j..2j+1 of plane 0 (elements < 16) and plane 1
-      lo0 = hn::Or(lo0, high_bits(p0, 2 * j, 3));
-      lo1 = hn::Or(lo1, high_bits(p0, 8 + 2 * j, 3));
-      hi0 = hn::Or(hi0, high_bits(p1, 2 * j, 3));
-      hi1 = hn::Or(hi1, high_bits(p1, 8 + 2 * j, 3));
+    hn::Vec<DU16> lo0, lo1, hi0, hi1;
+    if (two_bit) {
+      lo0 = plane_bits(p0, 2 * j, 3, 0);
+      lo1 = plane_bits(p0, 8 + 2 * j, 3, 0);
+      hi0 = plane_bits(p1, 2 * j, 3, 0);
+      hi1 = plane_bits(p1, 8 + 2 * j, 3, 0);
+    } else {  // byte i of vector j: element 4j + i (low nibble) and 16 + 4j + i (high)
+      const auto u = load(64 * j);
+      lo0 = hn::And(u, m4);
+      lo1 = hn::And(hn::ShiftRight<8>(u), m4);
+      hi0 = hn::And(hn::ShiftRight<4>(u), m4);
+      hi1 = hn::ShiftRight<12>(u);
+    }
+    if (f.fifth || f.q3k) {
+      lo0 = hn::Or(lo0, plane_bits(pb, j, 1, bit_at));
+      lo1 = hn::Or(lo1, plane_bits(pb, 8 + j, 1, bit_at));
+      hi0 = hn::Or(hi0, plane_bits(pb, 4 + j, 1, bit_at));
+      hi1 = hn::Or(hi1, plane_bits(pb, 12 + j, 1, bit_at));
+    } else if (f.q6k) {
+      lo0 = hn::Or(lo0, plane_bits(p0, 2 * j, 3, 4));
+      lo1 = hn::Or(lo1, plane_bits(p0, 8 + 2 * j, 3, 4));
+      hi0 = hn::Or(hi0, plane_bits(p1, 2 * j, 3, 4));
+      hi1 = hn::Or(hi1, plane_bits(p1, 8 + 2 * j, 3, 4));
     }
     put(j, 0, lo0);
     put(j, 1, lo1);
@@ -229,34 +274,50 @@ void extract_codes(const PkFormat& f, const uint8_t* rec, size_t r0, int16_t* w)
   }
 }
 
-// Rows r0.. of the block's float scales, formed as the portable kernel forms
-// them: d (Q4_K / Q5_K: d * sc, Q6_K: d * sc0) and mn (the min, dmin * m,
-// or Q6_K's d * sc1). Products of an fp16 and a small integer: exact.
-void block_scales(const PkFormat& f, const uint8_t* hdr, const uint8_t* rec, size_t r0, float* d, float* mn) {
+// One block's float scales for all 16 rows, formed as the portable kernel
+// forms them: products of an fp16 and a small integer (exact), and Q2_K's
+// exact division of the min by 32.
+struct BlockScales {
+  HWY_ALIGN float d[kPkRows];   // the block's scale (d * sc); halves: of elements 0-15
+  HWY_ALIGN float d1[kPkRows];  // halves: the scale of elements 16-31
+  HWY_ALIGN float m[kPkRows];   // the min: Q4_1 / Q5_1 m, Q4_K / Q5_K dmin * m; Q2_K (dmin * m0) / 32
+  HWY_ALIGN float m1[kPkRows];  // Q2_K: (dmin * m1) / 32
+};
+
+// Rows r0.. of `s`.
+void block_scales(const PkFormat& f, const uint8_t* hdr, const uint8_t* rec, size_t r0, BlockScales* s) {
   const DF df;
   const DI di;
+  const hn::Rebind<uint32_t, DF> du32;
   const hn::Rebind<hwy::float16_t, DF> dh;
   auto fp16 = [&](const uint8_t* p) {
     return hn::PromoteTo(df, hn::LoadU(dh, reinterpret_cast<const hwy::float16_t*>(p) + r0));
   };
-  auto bytes = [&](const uint8_t* p) {  // 16 uint8 (K-quants) or int8 (Q6_K) per row
-    if (f.q6k)
+  auto u8 = [&](const uint8_t* p) { return hn::PromoteTo(du32, hn::LoadU(hn::Rebind<uint8_t, DF>(), p + r0)); };
+  auto to_float = [&](hn::Vec<decltype(du32)> v) { return hn::ConvertTo(df, hn::BitCast(di, v)); };
+  const uint8_t* sc = rec + f.scales_at;
+  if (f.q6k || f.q3k) {  // int8 scales of the two halves
+    auto i8 = [&](const uint8_t* p) {
       return hn::ConvertTo(
           df, hn::PromoteTo(di, hn::LoadU(hn::Rebind<int8_t, DF>(), reinterpret_cast<const int8_t*>(p) + r0)));
-    const hn::Rebind<uint32_t, DF> du32;
-    return hn::ConvertTo(df, hn::BitCast(di, hn::PromoteTo(du32, hn::LoadU(hn::Rebind<uint8_t, DF>(), p + r0))));
-  };
-  if (f.q6k) {
+    };
     const auto dd = fp16(hdr);
-    hn::Store(hn::Mul(dd, bytes(rec + f.scales_at)), df, d + r0);
-    hn::Store(hn::Mul(dd, bytes(rec + f.scales_at + 16)), df, mn + r0);
+    hn::Store(hn::Mul(dd, i8(sc)), df, s->d + r0);
+    hn::Store(hn::Mul(dd, i8(sc + 16)), df, s->d1 + r0);
+  } else if (f.q2k) {  // per half: scale in the low nibble, min in the high one
+    const auto dd = fp16(hdr), dmin = fp16(hdr + 32);
+    const auto s0 = u8(sc), s1 = u8(sc + 16), low = hn::Set(du32, 0x0f);
+    const auto div32 = hn::Set(df, 1.0f / 32);
+    hn::Store(hn::Mul(dd, to_float(hn::And(s0, low))), df, s->d + r0);
+    hn::Store(hn::Mul(dd, to_float(hn::And(s1, low))), df, s->d1 + r0);
+    hn::Store(hn::Mul(hn::Mul(dmin, to_float(hn::ShiftRight<4>(s0))), div32), df, s->m + r0);
+    hn::Store(hn::Mul(hn::Mul(dmin, to_float(hn::ShiftRight<4>(s1))), div32), df, s->m1 + r0);
   } else if (f.k_quant) {
-    hn::Store(hn::Mul(fp16(hdr), bytes(rec + f.scales_at)), df, d + r0);
-    hn::Store(hn::Mul(fp16(hdr + 32), bytes(rec + f.scales_at + 16)), df, mn + r0);
+    hn::Store(hn::Mul(fp16(hdr), to_float(u8(sc))), df, s->d + r0);
+    hn::Store(hn::Mul(fp16(hdr + 32), to_float(u8(sc + 16))), df, s->m + r0);
   } else {
-    const size_t codes = f.q8 ? 512 : 256;
-    hn::Store(fp16(rec + codes), df, d + r0);
-    if (f.has_min) hn::Store(fp16(rec + codes + 32), df, mn + r0);
+    hn::Store(fp16(sc), df, s->d + r0);
+    if (f.has_min) hn::Store(fp16(sc + 32), df, s->m + r0);
   }
 }
 
@@ -308,7 +369,7 @@ void pk_tile(GgmlType type, const uint8_t* grp, int64_t nb, const uint8_t* act, 
   const size_t n = hn::Lanes(df);
   const int64_t k = nb * 32;
   HWY_ALIGN float acc[kPkTokens][kPkRows] = {};
-  HWY_ALIGN float d[kPkRows], mn[kPkRows];
+  BlockScales sc;
   HWY_ALIGN BlockCodes w;
   HWY_ALIGN int16_t pairs[32];
   for (int64_t b = 0; b < nb; ++b) {
@@ -316,28 +377,38 @@ void pk_tile(GgmlType type, const uint8_t* grp, int64_t nb, const uint8_t* act, 
     const uint8_t* rec = hdr ? hdr + f.header_bytes + (b % 8) * f.rec_bytes : grp + b * f.rec_bytes;
     for (size_t r0 = 0; r0 < kPkRows; r0 += n) {
       extract_codes(f, rec, r0, w);
-      block_scales(f, hdr, rec, r0, d, mn);
+      block_scales(f, hdr, rec, r0, &sc);
     }
     for (int t = 0; t < n_tok; ++t) {
       const PkActRow a = pk_act_row(const_cast<uint8_t*>(act + t * as), k);
       activation_pairs(a.q + 32 * b, pairs);
       const auto da = hn::Set(df, a.da[b]);
+      // Code offsets per half, subtracted exactly: Q6_K's 32 * sum, Q3_K's 4 * sum.
+      const int32_t off0 = f.q6k ? a.c32h[2 * b] : f.q3k ? a.c32h[2 * b] >> 3 : 0;
+      const int32_t off1 = f.q6k ? a.c32h[2 * b + 1] : f.q3k ? a.c32h[2 * b + 1] >> 3 : 0;
+      // Q2_K's mins multiply the halves' code sums (32 times: c32h) times da.
+      const auto ca0 = hn::Mul(hn::Set(df, static_cast<float>(a.c32h[2 * b])), da);
+      const auto ca1 = hn::Mul(hn::Set(df, static_cast<float>(a.c32h[2 * b + 1])), da);
       for (size_t r0 = 0; r0 < kPkRows; r0 += n) {
         hn::Vec<DI> i0, i1;
         block_dot(w, pairs, r0, i0, i1);
         auto o = hn::Load(df, acc[t] + r0);
-        const auto vd = hn::Load(df, d + r0);
-        if (f.q6k) {  // the two halves with their own scales, in order
-          o = fma_exact(hn::ConvertTo(df, hn::Sub(i0, hn::Set(di, a.c32h[2 * b]))), hn::Mul(vd, da), o);
-          o = fma_exact(hn::ConvertTo(df, hn::Sub(i1, hn::Set(di, a.c32h[2 * b + 1]))),
-                        hn::Mul(hn::Load(df, mn + r0), da), o);
+        const auto vd = hn::Load(df, sc.d + r0);
+        if (f.halves()) {  // the two halves with their own scales, in order
+          o = fma_exact(hn::ConvertTo(df, hn::Sub(i0, hn::Set(di, off0))), hn::Mul(vd, da), o);
+          o = fma_exact(hn::ConvertTo(df, hn::Sub(i1, hn::Set(di, off1))), hn::Mul(hn::Load(df, sc.d1 + r0), da), o);
+          if (f.q2k) {
+            o = fma_exact(hn::Neg(hn::Load(df, sc.m + r0)), ca0, o);
+            o = fma_exact(hn::Neg(hn::Load(df, sc.m1 + r0)), ca1, o);
+          }
         } else {
           auto is = hn::Add(i0, i1);
           if (type == GgmlType::kQ4_0) is = hn::Sub(is, hn::Set(di, a.c8[b]));
+          if (type == GgmlType::kQ5_0) is = hn::Sub(is, hn::Set(di, 2 * a.c8[b]));
           if (f.q8) is = hn::Sub(is, hn::Set(di, a.c128[b]));
           o = fma_exact(hn::ConvertTo(df, is), hn::Mul(vd, da), o);
-          if (f.has_min) o = fma_exact(hn::Load(df, mn + r0), hn::Set(df, a.sa[b]), o);
-          if (f.k_quant) o = fma_exact(hn::Neg(hn::Load(df, mn + r0)), hn::Set(df, a.sa[b]), o);
+          if (f.has_min) o = fma_exact(hn::Load(df, sc.m + r0), hn::Set(df, a.sa[b]), o);
+          if (f.k_quant) o = fma_exact(hn::Neg(hn::Load(df, sc.m + r0)), hn::Set(df, a.sa[b]), o);
         }
         hn::Store(o, df, acc[t] + r0);
       }
