@@ -107,7 +107,10 @@ Status KvCache::reserve(std::vector<int32_t>& table, int64_t n_tokens) {
 }
 
 void KvCache::release_all(std::vector<int32_t>& table) {
-  for (int32_t b : table) release(b);
+  // Last block first, so the next sequence gets them back in ascending
+  // order (allocate() pops from the back): its cache then lies in memory in
+  // token order, which the hardware prefetchers follow.
+  for (auto it = table.rbegin(); it != table.rend(); ++it) release(*it);
   table.clear();
 }
 

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <optional>
 #include <string_view>
@@ -546,6 +547,20 @@ void attention(ThreadPool& pool, Workspace& ws, const float* q, int64_t n_tokens
       // F16 rows read in place (no tile conversion) where the kernels allow:
       // bit-identical to the tile path.
       const bool direct = kv.type == GgmlType::kF16 && rk.dots_f16 && d % 16 == 0 && d <= 128;
+      // The segment's whole slots (every kv head's K and V rows) are asked
+      // for up front, into L2: the heads below each read a part of every
+      // slot, and a long context's keys are far from any cache.
+      static const bool kPre = !std::getenv("SUANLI_NO_SEGPF");
+      if (kPre && kv.n_kv_heads > 1) {
+        const size_t slot_bytes = static_cast<size_t>(kv.n_kv_heads * d) * (kv.type == GgmlType::kF32 ? 4 : 2);
+        for (int64_t r = 0; r < nk; ++r) {
+          const size_t off = static_cast<size_t>(slot_of(k_lo + r)) * slot_bytes;
+          for (size_t b = 0; b < slot_bytes; b += 64) {
+            __builtin_prefetch(static_cast<const char*>(kv.k) + off + b, 0, 2);
+            __builtin_prefetch(static_cast<const char*>(kv.v) + off + b, 0, 2);
+          }
+        }
+      }
       for (int64_t h = 0; h < kv.n_kv_heads; ++h) {
         // Query qi = jj * group + g: token j0 + jj, head h * group + g.
         auto query = [&](int64_t qi) {
