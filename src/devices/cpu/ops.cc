@@ -550,8 +550,7 @@ void attention(ThreadPool& pool, Workspace& ws, const float* q, int64_t n_tokens
       // The segment's whole slots (every kv head's K and V rows) are asked
       // for up front, into L2: the heads below each read a part of every
       // slot, and a long context's keys are far from any cache.
-      static const bool kPre = !std::getenv("SUANLI_NO_SEGPF");
-      if (kPre && kv.n_kv_heads > 1) {
+      if (kv.n_kv_heads > 1) {
         const size_t slot_bytes = static_cast<size_t>(kv.n_kv_heads * d) * (kv.type == GgmlType::kF32 ? 4 : 2);
         for (int64_t r = 0; r < nk; ++r) {
           const size_t off = static_cast<size_t>(slot_of(k_lo + r)) * slot_bytes;
