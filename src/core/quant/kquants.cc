@@ -101,6 +101,27 @@ ScaleMin choose_scale_min(const float* src, int n_sub, int len, int levels, int 
   return r;
 }
 
+// The symmetric k-quants' scales (Q3_K, Q6_K): each 16-element sub-block's
+// scale maps its largest-magnitude value to code `extreme_code` exactly (the
+// sign of the scale follows that value); returns d = max |scale| / top, the
+// super-block scale the integer scales are rounded against.
+float symmetric_scales(const float* src, float extreme_code, int top, float* scale) {
+  float max_abs_scale = 0.0f;
+  for (int s = 0; s < 16; ++s) {
+    float amax = 0.0f, extreme = 0.0f;
+    for (int l = 0; l < 16; ++l) {
+      const float v = src[16 * s + l];
+      if (std::fabs(v) > amax) {
+        amax = std::fabs(v);
+        extreme = v;
+      }
+    }
+    scale[s] = extreme / extreme_code;
+    max_abs_scale = std::max(max_abs_scale, std::fabs(scale[s]));
+  }
+  return round_to_fp16(max_abs_scale / static_cast<float>(top));
+}
+
 // Element v's code on sub-block j's grid: round((v + min) / step) in
 // [0, levels].
 inline int grid_code(const ScaleMin& g, int j, float v, int levels) {
@@ -270,20 +291,7 @@ void quantize_q2_k(const float* src, uint8_t* dst, int64_t n) {
 void quantize_q3_k(const float* src, uint8_t* dst, int64_t n) {
   for (int64_t b = 0; b < n / kQK; ++b, src += kQK, dst += 110) {
     float scale[16];
-    float max_abs_scale = 0.0f;
-    for (int s = 0; s < 16; ++s) {
-      float amax = 0.0f, extreme = 0.0f;
-      for (int l = 0; l < 16; ++l) {
-        const float v = src[16 * s + l];
-        if (std::fabs(v) > amax) {
-          amax = std::fabs(v);
-          extreme = v;
-        }
-      }
-      scale[s] = extreme / -4.0f;
-      max_abs_scale = std::max(max_abs_scale, std::fabs(scale[s]));
-    }
-    const float d = round_to_fp16(max_abs_scale / 31.0f);
+    const float d = symmetric_scales(src, -4.0f, 31, scale);
     const float id = d > 0.0f ? 1.0f / d : 0.0f;
     int sc[16];
     uint8_t* hmask = dst;
@@ -314,20 +322,7 @@ void quantize_q3_k(const float* src, uint8_t* dst, int64_t n) {
 void quantize_q6_k(const float* src, uint8_t* dst, int64_t n) {
   for (int64_t b = 0; b < n / kQK; ++b, src += kQK, dst += 210) {
     float scale[16];
-    float max_abs_scale = 0.0f;
-    for (int s = 0; s < 16; ++s) {
-      float amax = 0.0f, extreme = 0.0f;
-      for (int l = 0; l < 16; ++l) {
-        const float v = src[16 * s + l];
-        if (std::fabs(v) > amax) {
-          amax = std::fabs(v);
-          extreme = v;
-        }
-      }
-      scale[s] = extreme / -32.0f;
-      max_abs_scale = std::max(max_abs_scale, std::fabs(scale[s]));
-    }
-    const float d = round_to_fp16(max_abs_scale / 127.0f);
+    const float d = symmetric_scales(src, -32.0f, 127, scale);
     const float id = d > 0.0f ? 1.0f / d : 0.0f;
     int8_t sc[16];
     for (int s = 0; s < 16; ++s) sc[s] = static_cast<int8_t>(nearest_clamped(scale[s] * id, -127, 127));

@@ -85,28 +85,6 @@ inline __m256i dot4_s8(__m256i q, __m256i a, __m256i ones) {
   return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(q), _mm256_sign_epi8(a, q)), ones);
 }
 
-// Where format F's fields sit in its records (matmul_packed.h): kCodes
-// bytes of codes, then its scales; kRec bytes per 32-element (sub-)block;
-// the super-block formats (kHeader > 0) put 8 records after a header of
-// fp16 super-scales.
-template <GgmlType F>
-struct PkFmt {
-  static constexpr bool kQ8 = F == GgmlType::kQ8_0;
-  static constexpr bool kMin = F == GgmlType::kQ4_1 || F == GgmlType::kQ5_1;  // + m * sa
-  static constexpr bool kFifth = F == GgmlType::kQ5_0 || F == GgmlType::kQ5_1 || F == GgmlType::kQ5_K;
-  static constexpr bool kScaleMin = F == GgmlType::kQ4_K || F == GgmlType::kQ5_K;  // d * sc, dmin * m
-  static constexpr bool kQ6 = F == GgmlType::kQ6_K, kQ3 = F == GgmlType::kQ3_K, kQ2 = F == GgmlType::kQ2_K;
-  static constexpr bool kPlanes = kQ2 || kQ3;         // 2-bit code planes instead of nibbles
-  static constexpr bool kHalves = kQ6 || kQ3 || kQ2;  // a scale per 16-element half
-  static constexpr size_t kHeader = kScaleMin ? kPkQ4KHeader
-                                    : kQ6     ? kPkQ6KHeader
-                                    : kQ3     ? kPkQ3KHeader
-                                    : kQ2     ? kPkQ2KHeader
-                                              : 0;
-  static constexpr size_t kCodes = kQ8 ? 512 : kQ3 ? 192 : kQ2 ? 128 : 256 + (kFifth ? 64 : 0) + (kQ6 ? 128 : 0);
-  static constexpr size_t kRec = kCodes + (kMin ? 64 : 32);
-  static constexpr size_t kSuper = kHeader + 8 * kRec;
-};
 
 template <GgmlType F, int NT>
 void pk_tile_t(const uint8_t* grp, int64_t nb, const uint8_t* act, size_t as, const float* bias, float* out,

@@ -118,6 +118,33 @@ constexpr size_t kPkQ3KSuper = kPkQ3KHeader + 8 * kPkQ3KRec;
 constexpr size_t kPkQ2KHeader = 64;
 constexpr size_t kPkQ2KRec = 128 + 32;
 constexpr size_t kPkQ2KSuper = kPkQ2KHeader + 8 * kPkQ2KRec;
+// Where format F's fields sit in its records (above): kCodes
+// bytes of codes, then its scales; kRec bytes per 32-element (sub-)block;
+// the super-block formats (kHeader > 0) put 8 records after a header of
+// fp16 super-scales.
+template <GgmlType F>
+struct PkFmt {
+  static constexpr bool kQ8 = F == GgmlType::kQ8_0;
+  static constexpr bool kMin = F == GgmlType::kQ4_1 || F == GgmlType::kQ5_1;  // + m * sa
+  static constexpr bool kFifth = F == GgmlType::kQ5_0 || F == GgmlType::kQ5_1 || F == GgmlType::kQ5_K;
+  static constexpr bool kScaleMin = F == GgmlType::kQ4_K || F == GgmlType::kQ5_K;  // d * sc, dmin * m
+  static constexpr bool kQ6 = F == GgmlType::kQ6_K, kQ3 = F == GgmlType::kQ3_K, kQ2 = F == GgmlType::kQ2_K;
+  static constexpr bool kPlanes = kQ2 || kQ3;         // 2-bit code planes instead of nibbles
+  static constexpr bool kHalves = kQ6 || kQ3 || kQ2;  // a scale per 16-element half
+  static constexpr size_t kHeader = kScaleMin ? kPkQ4KHeader
+                                    : kQ6     ? kPkQ6KHeader
+                                    : kQ3     ? kPkQ3KHeader
+                                    : kQ2     ? kPkQ2KHeader
+                                              : 0;
+  static constexpr size_t kCodes = kQ8 ? 512 : kQ3 ? 192 : kQ2 ? 128 : 256 + (kFifth ? 64 : 0) + (kQ6 ? 128 : 0);
+  static constexpr size_t kRec = kCodes + (kMin ? 64 : 32);
+  static constexpr size_t kSuper = kHeader + 8 * kRec;
+};
+// (Constants only: the per-ISA kernel files, built with different -m
+// flags, share no code through this.)
+static_assert(PkFmt<GgmlType::kQ5_K>::kRec == kPkQ5KRec && PkFmt<GgmlType::kQ6_K>::kRec == kPkQ6KRec &&
+              PkFmt<GgmlType::kQ3_K>::kSuper == kPkQ3KSuper && PkFmt<GgmlType::kQ2_K>::kSuper == kPkQ2KSuper &&
+              PkFmt<GgmlType::kQ5_0>::kRec == kPkQ5_0Rec && PkFmt<GgmlType::kQ5_1>::kRec == kPkQ5_1Rec);
 // Bytes of one token's quantized activations for row length k (k % 32 == 0),
 // rounded up to 64.
 size_t pk_act_stride(int64_t k);
