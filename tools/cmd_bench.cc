@@ -90,6 +90,10 @@ Runner add_bench(CLI::App& app) {
     Model& model = *lm->model;
     Device& dev = *lm->device;
     const ModelInfo& mi = model.info();
+    if (mi.n_ctx_train > 0 && a->depth + a->prompt + a->gen > mi.n_ctx_train) {
+      return fail("-d + -p + -n = " + std::to_string(a->depth + a->prompt + a->gen) +
+                  " tokens exceeds the model's context length (" + std::to_string(mi.n_ctx_train) + ")");
+    }
     std::fprintf(stderr, "suanli bench: measuring the roofline of %s...\n", dev.name().c_str());
     const Roofline roof = dev.measure_roofline();
     const int threads = margs.threads > 0 ? margs.threads : static_cast<int>(std::thread::hardware_concurrency());

@@ -36,7 +36,8 @@ def test_depth_fills_the_context_first(suanli_bin, default_model):
 def test_rejects_bad_arguments(suanli_bin, default_model):
     for args, msg in [(["-p", "0", "-n", "0"], "nothing to run"),
                       (["-r", "0"], "-r must be"),
-                      (["-d", "-5"], "-d must be")]:
+                      (["-d", "-5"], "-d must be"),
+                      (["-d", "9000", "-p", "1", "-n", "1"], "exceeds the model's context length (8192)")]:
         r = run(suanli_bin, default_model, *args)
         assert r.returncode == 1, r.stdout
         assert msg in r.stderr
