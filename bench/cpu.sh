@@ -15,6 +15,10 @@ MODEL=$("$BIN" pull default --print-path)
 [ -f "$WORK/smollm2-f16.gguf" ] || "$BIN" quantize "$MODEL" "$WORK/smollm2-f16.gguf" --type f16 >/dev/null
 [ -f "$WORK/llama3.2-1b-q4_0.gguf" ] || "$BIN" synth llama3.2-1b -o "$WORK/llama3.2-1b-q4_0.gguf" --type q4_0 >/dev/null
 [ -f "$WORK/llama3.2-1b-q8_0.gguf" ] || "$BIN" synth llama3.2-1b -o "$WORK/llama3.2-1b-q8_0.gguf" --type q8_0 >/dev/null
+for t in q3_k q2_k; do
+  [ -f "$WORK/qwen3-0.6b-$t.gguf" ] || "$BIN" synth qwen3-0.6b -o "$WORK/qwen3-0.6b-$t.gguf" --type "$t" \
+    --tokenizer-from "$MODEL" >/dev/null
+done
 
 echo "## machine"
 echo '```'
@@ -34,6 +38,16 @@ for m in "$MODEL" "$WORK/smollm2-q8_0.gguf" "$WORK/smollm2-f16.gguf" "$WORK/llam
 done
 echo "== $(basename "$MODEL") -t 1"
 "$BIN" bench -m "$MODEL" -r 5 -t 1 2>&1 | tail -2
+for isa in avx2 hwy; do
+  echo "== $(basename "$MODEL") SUANLI_CPU_ISA=$isa"
+  SUANLI_CPU_ISA=$isa "$BIN" bench -m "$MODEL" -r 3 2>&1 | tail -2
+done
+echo "== $(basename "$MODEL") at depth 4096 (-d 4096)"
+"$BIN" bench -m "$MODEL" -d 4096 -r 2 2>&1 | tail -2
+for t in q3_k q2_k; do
+  echo "== qwen3-0.6b-$t (random weights, every matrix $t)"
+  "$BIN" bench -m "$WORK/qwen3-0.6b-$t.gguf" -p 128 -n 32 -r 2 2>&1 | tail -2
+done
 echo '```'
 echo "## suanli bench serve (in-process), 128-token prompts, 128 output tokens"
 echo '```'
