@@ -195,6 +195,29 @@ TEST(Quantize, all_zero_input_gives_zeros) {
   }
 }
 
+// Untrusted weights (suanli quantize reads any GGUF): NaN, infinities, the
+// largest floats and subnormals in a block must not crash or hit undefined
+// behaviour (the asan/ubsan build runs this), and the other, finite blocks
+// of the row still round-trip within their bound.
+TEST(Quantize, non_finite_and_extreme_inputs_are_survived) {
+  constexpr int64_t kN = 256 * 4;
+  std::vector<float> x(kN);
+  for (int64_t i = 0; i < kN; ++i) x[i] = std::sin(0.37f * static_cast<float>(i));
+  const float odd[] = {NAN, INFINITY, -INFINITY, 3.0e38f, -3.0e38f, 1e-40f, -1e-45f, 0.0f};
+  for (int64_t i = 0; i < 256; ++i) x[i] = odd[i % 8];  // block 0 (and its 32-blocks) only
+  for (const RoundTripCase& c : kRoundTrip) {
+    SCOPED_TRACE(std::string(ggml_type_name(c.type)));
+    std::vector<uint8_t> q(static_cast<size_t>(row_bytes(c.type, kN)));
+    std::vector<float> y(kN);
+    ASSERT_TRUE(quantize(c.type, x.data(), q.data(), kN).ok());
+    ASSERT_TRUE(dequantize(c.type, q.data(), y.data(), kN).ok());
+    for (int64_t i = 256; i < kN; ++i) {
+      if (c.per_element) continue;
+      ASSERT_LE(std::fabs(x[i] - y[i]), c.tolerance * 1.0 + 1e-6) << "finite block element " << i;
+    }
+  }
+}
+
 TEST(Quantize, rejects_count_not_a_multiple_of_the_block_size) {
   std::vector<float> x(512, 1.0f);
   std::vector<uint8_t> q(1024);
