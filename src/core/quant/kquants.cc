@@ -56,11 +56,12 @@ inline int nearest_clamped(float v, int lo, int hi) {
   return r >= static_cast<float>(hi) ? hi : static_cast<int>(r);
 }
 
-// Smallest integer k in [0, top] with k * step >= v (v >= 0, step >= 0).
+// Smallest integer k in [0, top] with k * step >= v (v >= 0, step >= 0);
+// top when v / step is not a number (inf / inf from non-finite weights).
 inline int ceil_index(float v, float step, int top = 63) {
   if (!(step > 0.0f) || !(v > 0.0f)) return 0;
   const float k = std::ceil(v / step);
-  return k >= static_cast<float>(top) ? top : static_cast<int>(k);
+  return k < static_cast<float>(top) ? static_cast<int>(k) : top;
 }
 
 // The asymmetric k-quants' scale / min choice (Q2_K, Q4_K, Q5_K), as in
