@@ -184,7 +184,9 @@ TEST(Matmul, prepared_and_stacked_weights_match_reference) {
         ++prepared;
         ASSERT_EQ(p->view.n_rows, n_total);
         const std::vector<float> bias = s.normal(static_cast<size_t>(n_total));
-        for (int64_t t_count : {1, 3, 8, 9, 21}) {
+        // Up to 32 tokens every thread quantizes its own copy of the
+        // activations (matmul_packed); 40 shares one.
+        for (int64_t t_count : {1, 3, 8, 9, 21, 40}) {
           SCOPED_TRACE("T=" + std::to_string(t_count));
           const std::vector<float> x = s.normal(static_cast<size_t>(t_count * k));
           std::vector<float> got(static_cast<size_t>(t_count * n_total)), got1(got.size());
@@ -211,6 +213,16 @@ TEST(Matmul, prepared_and_stacked_weights_match_reference) {
             EXPECT_TRUE(bit_equal(single.data() + off, got.data() + t_count * off + t * n, n)) << "T=1 vs batch";
             off += n;
           }
+          // The same call shape again with other inputs (and the 1-thread
+          // device's call in between): no thread reuses the activations it
+          // quantized for an earlier call.
+          const std::vector<float> x2 = s.normal(static_cast<size_t>(t_count * k));
+          std::vector<float> again(got.size());
+          dev.matmul(x2.data(), t_count, p->view, bias.data(), again.data());
+          devs1[d]->matmul(x2.data(), t_count, p1->view, bias.data(), got1.data());
+          EXPECT_TRUE(bit_equal(again.data(), got1.data(), got.size())) << "second call, 1 vs 2 threads";
+          dev.matmul(x.data(), t_count, p->view, bias.data(), again.data());
+          EXPECT_TRUE(bit_equal(again.data(), got.data(), got.size())) << "third call vs first";
         }
       }
     }

@@ -198,16 +198,6 @@ PkActRow pk_act_row(uint8_t* row, int64_t k) {
   return a;
 }
 
-void pk_set_block(const PkActRow& a, int64_t b, float d, int32_t s0, int32_t s1) {
-  const int32_t sum = s0 + s1;
-  a.da[b] = d;
-  a.sa[b] = d * static_cast<float>(sum);
-  a.c8[b] = 8 * sum;
-  a.c128[b] = 128 * sum;
-  a.c32h[2 * b] = 32 * s0;
-  a.c32h[2 * b + 1] = 32 * s1;
-}
-
 void pk_pack_group(GgmlType type, const uint8_t* src, size_t row_stride, int64_t k, uint8_t* dst) {
   if (type == GgmlType::kQ4_K) {
     for (int64_t sb = 0; sb < k / 256; ++sb) pack_q4_k(src, row_stride, sb, dst + sb * kPkQ4KSuper, false);

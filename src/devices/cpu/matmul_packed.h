@@ -150,8 +150,7 @@ static_assert(PkFmt<GgmlType::kQ5_K>::kRec == kPkQ5KRec && PkFmt<GgmlType::kQ6_K
 size_t pk_act_stride(int64_t k);
 // The parts of one token's activation row (layout above), and the per-block
 // fields every kernel set's quantizer writes the same way: scale d and the
-// code sums of the two 16-element halves. Out of line on purpose (the per-ISA
-// files must not share inline code built with different flags).
+// code sums of the two 16-element halves.
 struct PkActRow {
   int8_t* q;
   float* da;
@@ -161,7 +160,20 @@ struct PkActRow {
   int32_t* c32h;
 };
 PkActRow pk_act_row(uint8_t* row, int64_t k);
-void pk_set_block(const PkActRow& a, int64_t b, float d, int32_t s0, int32_t s1);
+// `static inline`: every per-ISA file (built with its own -m flags) gets its
+// own copy, inlined in its quantizer. A plain inline function would be merged
+// by the linker into one copy built with one file's flags (AVX-512 code in
+// the AVX2 path); an out-of-line call from AVX-512 code into this baseline
+// SSE code stalled on the mixed encodings (6.6% of a 16-stream serve run).
+static inline void pk_set_block(const PkActRow& a, int64_t b, float d, int32_t s0, int32_t s1) {
+  const int32_t sum = s0 + s1;
+  a.da[b] = d;
+  a.sa[b] = d * static_cast<float>(sum);
+  a.c8[b] = 8 * sum;
+  a.c128[b] = 128 * sum;
+  a.c32h[2 * b] = 32 * s0;
+  a.c32h[2 * b + 1] = 32 * s1;
+}
 // Packs 16 GGUF rows (row_stride bytes apart, k elements each) into one
 // group of nb = k / 32 records at dst.
 void pk_pack_group(GgmlType type, const uint8_t* src, size_t row_stride, int64_t k, uint8_t* dst);
