@@ -41,7 +41,8 @@ void wait_until(Pred pred) {
 
 }  // namespace
 
-ThreadPool::ThreadPool(int n_threads) : n_threads_(n_threads < 1 ? 1 : n_threads) {
+ThreadPool::ThreadPool(int n_threads)
+    : n_threads_(n_threads < 1 ? 1 : n_threads), runs_(std::make_unique<Run[]>(n_threads_)) {
   for (int i = 1; i < n_threads_; ++i) threads_.emplace_back(&ThreadPool::worker, this, i);
 }
 
@@ -71,10 +72,9 @@ void ThreadPool::worker(int index) {
     seen = st;
     if (stop_.load(std::memory_order_acquire)) return;
     if (st & 1) {
-      // A dynamic job. If this worker is late, the job may be over and a
-      // later one published: claim_ then belongs to that one, which is
-      // equally fine to help with (its chunk_fn_ is read after the claim).
-      claim_chunks();
+      // A dynamic job (if this worker is late, maybe a later one: see
+      // claim_chunks).
+      claim_chunks(index);
     } else {
       // A strict job cannot finish without this worker: job_ is this one's.
       (*job_)(index);
@@ -83,14 +83,39 @@ void ThreadPool::worker(int index) {
   }
 }
 
-void ThreadPool::claim_chunks() {
-  for (;;) {
-    const uint64_t c = claim_.fetch_add(1, std::memory_order_acq_rel);
-    const int64_t n = static_cast<int64_t>(c >> 32), i = static_cast<int64_t>(c & 0xffffffffu);
-    if (i >= n) return;
-    (*chunk_fn_.load(std::memory_order_acquire))(i);
-    done_.fetch_add(1, std::memory_order_acq_rel);
+int64_t ThreadPool::claim(int self) {
+  auto first = [](uint64_t v) { return static_cast<int64_t>(v >> 32); };
+  auto end = [](uint64_t v) { return static_cast<int64_t>(v & 0xffffffffu); };
+  std::atomic<uint64_t>& own = runs_[self].v;
+  uint64_t v = own.load(std::memory_order_acquire);
+  while (first(v) < end(v)) {
+    if (own.compare_exchange_weak(v, v + (uint64_t{1} << 32), std::memory_order_acq_rel,
+                                  std::memory_order_acquire)) {
+      return first(v);
+    }
   }
+  for (int j = 1; j < n_threads_; ++j) {
+    std::atomic<uint64_t>& other = runs_[(self + j) % n_threads_].v;
+    uint64_t w = other.load(std::memory_order_acquire);
+    while (first(w) < end(w)) {
+      if (other.compare_exchange_weak(w, w - 1, std::memory_order_acq_rel, std::memory_order_acquire)) {
+        return end(w) - 1;
+      }
+    }
+  }
+  return -1;
+}
+
+void ThreadPool::claim_chunks(int self) {
+  // The chunks this thread ran are reported once, when it finds no more:
+  // the job cannot end (nor the next one begin) before that, so every chunk
+  // counted here belongs to the job whose chunk_fn_ ran it. (A late worker
+  // may find the next job's runs: it then helps with that one, equally
+  // fine, since chunk_fn_ is read after the claim that synchronizes with
+  // the runs' publication.)
+  int64_t ran = 0;
+  for (int64_t c; (c = claim(self)) >= 0; ++ran) (*chunk_fn_.load(std::memory_order_acquire))(c);
+  if (ran > 0) done_.fetch_add(ran, std::memory_order_acq_rel);
 }
 
 void ThreadPool::publish(bool dynamic) {
@@ -106,8 +131,6 @@ void ThreadPool::run(const std::function<void(int)>& fn) {
   }
   job_ = &fn;
   pending_.store(n_threads_ - 1, std::memory_order_release);
-  // A late worker of an earlier dynamic job finds nothing to claim.
-  claim_.store(0, std::memory_order_release);
   publish(false);
   fn(0);
   wait_until([&] { return pending_.load(std::memory_order_acquire) == 0; });
@@ -136,9 +159,13 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain, const std::function<void
   };
   done_.store(0, std::memory_order_relaxed);
   chunk_fn_.store(&chunk, std::memory_order_relaxed);
-  claim_.store(static_cast<uint64_t>(chunks) << 32, std::memory_order_release);
+  for (int i = 0; i < n_threads_; ++i) {
+    const uint64_t first = static_cast<uint64_t>(chunks * i / n_threads_);
+    const uint64_t end = static_cast<uint64_t>(chunks * (i + 1) / n_threads_);
+    runs_[i].v.store(first << 32 | end, std::memory_order_release);
+  }
   publish(true);
-  claim_chunks();
+  claim_chunks(0);
   wait_until([&] { return done_.load(std::memory_order_acquire) == chunks; });
 }
 

@@ -4,11 +4,16 @@
 // thread 0) and returns when all have finished: for work that must be spread
 // over distinct threads (bandwidth measurement, per-thread scratch).
 //
-// parallel_for(n, grain, fn) cuts [0, n) into a few chunks per thread that
-// the threads claim from an atomic counter, the caller included. A thread
-// that is late (still waking, or descheduled because the machine is busy)
-// leaves its share to the others instead of stalling the whole op: the
-// caller waits only for chunks that have been claimed. Which thread runs a
+// parallel_for(n, grain, fn) cuts [0, n) into a few chunks per thread. Each
+// thread owns a contiguous run of chunks and takes them from the front, in
+// order (a matmul's rows then stream as one sequence per thread, which the
+// hardware prefetchers follow across chunk boundaries); a thread with none
+// left takes the last chunk of another's run. A thread that is late (still
+// waking, or descheduled because the machine is busy) so leaves its share to
+// the others instead of stalling the whole op: the caller waits only for
+// chunks that have been claimed. Claims from a thread's own run touch only
+// that run's cache line, and each thread reports its finished chunks once
+// per op: few cross-core cache-line transfers per op. Which thread runs a
 // chunk never changes what the chunk computes.
 //
 // Decode issues hundreds of small ops per token, so dispatch must cost
@@ -22,6 +27,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <thread>
 #include <vector>
 
@@ -51,7 +57,10 @@ class ThreadPool {
  private:
   void worker(int index);
   // Claims and runs chunks of the current dynamic job until none is left.
-  void claim_chunks();
+  void claim_chunks(int self);
+  // The next chunk for thread `self`: its own run's first, else another
+  // run's last; -1 when every run is empty.
+  int64_t claim(int self);
   void publish(bool dynamic);
 
   int n_threads_;
@@ -61,10 +70,15 @@ class ThreadPool {
   // Strict jobs (run): every worker calls job_ once, then decrements pending_.
   const std::function<void(int)>* job_ = nullptr;
   std::atomic<int> pending_{0};
-  // Dynamic jobs (parallel_for): claim_ = n_chunks << 32 | next chunk.
+  // Dynamic jobs (parallel_for): thread i's run of chunks is
+  // runs_[i] = first << 32 | end (empty when first >= end; all runs are
+  // empty between jobs, so a late worker finds nothing of an old job).
+  struct alignas(64) Run {
+    std::atomic<uint64_t> v{0};
+  };
+  std::unique_ptr<Run[]> runs_;
   std::atomic<const std::function<void(int64_t)>*> chunk_fn_{nullptr};
-  std::atomic<uint64_t> claim_{0};
-  std::atomic<int64_t> done_{0};
+  alignas(64) std::atomic<int64_t> done_{0};
   std::atomic<bool> stop_{false};
 };
 

@@ -520,7 +520,13 @@ void attention(ThreadPool& pool, Workspace& ws, const float* q, int64_t n_tokens
   // accumulators [max_q][d].
   const size_t need = static_cast<size_t>(max_q * kSegment + kKeyBlock * d + max_q * d);
   const int64_t n_items = static_cast<int64_t>(items.size());
-  auto body = [&](int64_t it_begin, int64_t it_end) {
+  // Work units: whole items, or (item, kv head) pairs when there are too
+  // few items to keep every thread busy (one short sequence decoding: one
+  // item). Heads are independent, so either way gives the same bits.
+  const int64_t heads_per_unit = n_items < 2 * pool.size() ? 1 : kv.n_kv_heads;
+  const int64_t units_per_item = kv.n_kv_heads / heads_per_unit;
+  const int64_t n_units = n_items * units_per_item;
+  auto body = [&](int64_t u_begin, int64_t u_end) {
     // Scratch per thread (items are claimed by whichever thread is free).
     thread_local std::vector<float> scratch;
     if (scratch.size() < need) scratch.resize(need);
@@ -530,8 +536,9 @@ void attention(ThreadPool& pool, Workspace& ws, const float* q, int64_t n_tokens
     thread_local std::vector<const uint16_t*> krows, vrows;
     thread_local std::vector<const float*> qrows;
     thread_local std::vector<int64_t> lims;
-    for (int64_t it = it_begin; it < it_end; ++it) {
-      const Item& item = items[it];
+    for (int64_t u = u_begin; u < u_end; ++u) {
+      const Item& item = items[u / units_per_item];
+      const int64_t h_begin = u % units_per_item * heads_per_unit, h_end = h_begin + heads_per_unit;
       const SeqSlice& sq = seqs[item.seq];
       const int64_t k_lo = item.seg * kSegment;
       const int64_t k_hi = std::min<int64_t>(k_lo + kSegment, sq.n_past + item.j0 + item.nj);
@@ -547,20 +554,23 @@ void attention(ThreadPool& pool, Workspace& ws, const float* q, int64_t n_tokens
       // F16 rows read in place (no tile conversion) where the kernels allow:
       // bit-identical to the tile path.
       const bool direct = kv.type == GgmlType::kF16 && rk.dots_f16 && d % 16 == 0 && d <= 128;
-      // The segment's whole slots (every kv head's K and V rows) are asked
-      // for up front, into L2: the heads below each read a part of every
-      // slot, and a long context's keys are far from any cache.
+      // The segment's slots (the K and V rows of this unit's kv heads) are
+      // asked for up front, into L2: the heads below each read a part of
+      // every slot, and a long context's keys are far from any cache.
       if (kv.n_kv_heads > 1) {
-        const size_t slot_bytes = static_cast<size_t>(kv.n_kv_heads * d) * (kv.type == GgmlType::kF32 ? 4 : 2);
+        const size_t elt = kv.type == GgmlType::kF32 ? 4 : 2;
+        const size_t slot_bytes = static_cast<size_t>(kv.n_kv_heads * d) * elt;
+        const size_t part_off = static_cast<size_t>(h_begin * d) * elt;
+        const size_t part_bytes = static_cast<size_t>(heads_per_unit * d) * elt;
         for (int64_t r = 0; r < nk; ++r) {
-          const size_t off = static_cast<size_t>(slot_of(k_lo + r)) * slot_bytes;
-          for (size_t b = 0; b < slot_bytes; b += 64) {
+          const size_t off = static_cast<size_t>(slot_of(k_lo + r)) * slot_bytes + part_off;
+          for (size_t b = 0; b < part_bytes; b += 64) {
             __builtin_prefetch(static_cast<const char*>(kv.k) + off + b, 0, 2);
             __builtin_prefetch(static_cast<const char*>(kv.v) + off + b, 0, 2);
           }
         }
       }
-      for (int64_t h = 0; h < kv.n_kv_heads; ++h) {
+      for (int64_t h = h_begin; h < h_end; ++h) {
         // Query qi = jj * group + g: token j0 + jj, head h * group + g.
         auto query = [&](int64_t qi) {
           const int64_t t = sq.first_token + item.j0 + qi / group;
@@ -644,13 +654,13 @@ void attention(ThreadPool& pool, Workspace& ws, const float* q, int64_t n_tokens
       }
     }
   };
-  if (n_items == 1) {
+  if (n_units == 1) {
     body(0, 1);
   } else {
-    // Items differ in cost (segments and sequences of different lengths):
+    // Units differ in cost (segments and sequences of different lengths):
     // claimed one by one, up to 32 per thread, so no thread idles behind a
     // long chunk.
-    pool.parallel_for(n_items, 1, body, 32);
+    pool.parallel_for(n_units, 1, body, 32);
   }
   if (n_partial == 0) return;
   // Combine the segments of every multi-segment chunk, in segment order.
