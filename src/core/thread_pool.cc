@@ -83,14 +83,17 @@ void ThreadPool::worker(int index) {
   }
 }
 
-int64_t ThreadPool::claim(int self) {
+int64_t ThreadPool::claim(int self, int64_t* count) {
   auto first = [](uint64_t v) { return static_cast<int64_t>(v >> 32); };
   auto end = [](uint64_t v) { return static_cast<int64_t>(v & 0xffffffffu); };
+  const bool halving = halving_.load(std::memory_order_relaxed);
   std::atomic<uint64_t>& own = runs_[self].v;
   uint64_t v = own.load(std::memory_order_acquire);
   while (first(v) < end(v)) {
-    if (own.compare_exchange_weak(v, v + (uint64_t{1} << 32), std::memory_order_acq_rel,
+    const int64_t take = halving ? std::max<int64_t>(1, (end(v) - first(v)) / 2) : 1;
+    if (own.compare_exchange_weak(v, v + (static_cast<uint64_t>(take) << 32), std::memory_order_acq_rel,
                                   std::memory_order_acquire)) {
+      *count = take;
       return first(v);
     }
   }
@@ -99,6 +102,7 @@ int64_t ThreadPool::claim(int self) {
     uint64_t w = other.load(std::memory_order_acquire);
     while (first(w) < end(w)) {
       if (other.compare_exchange_weak(w, w - 1, std::memory_order_acq_rel, std::memory_order_acquire)) {
+        *count = 1;
         return end(w) - 1;
       }
     }
@@ -107,14 +111,16 @@ int64_t ThreadPool::claim(int self) {
 }
 
 void ThreadPool::claim_chunks(int self) {
-  // The chunks this thread ran are reported once, when it finds no more:
-  // the job cannot end (nor the next one begin) before that, so every chunk
+  // The pieces this thread ran are reported once, when it finds no more:
+  // the job cannot end (nor the next one begin) before that, so every piece
   // counted here belongs to the job whose chunk_fn_ ran it. (A late worker
   // may find the next job's runs: it then helps with that one, equally
   // fine, since chunk_fn_ is read after the claim that synchronizes with
   // the runs' publication.)
-  int64_t ran = 0;
-  for (int64_t c; (c = claim(self)) >= 0; ++ran) (*chunk_fn_.load(std::memory_order_acquire))(c);
+  int64_t ran = 0, count = 0;
+  for (int64_t c; (c = claim(self, &count)) >= 0; ran += count) {
+    (*chunk_fn_.load(std::memory_order_acquire))(c, count);
+  }
   if (ran > 0) done_.fetch_add(ran, std::memory_order_acq_rel);
 }
 
@@ -146,27 +152,27 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain, const std::function<void
     fn(0, n);
     return;
   }
-  static const int per_thread = [] {
-    const char* e = std::getenv("SUANLI_POOL_CHUNKS");
-    return e ? std::max(1, std::atoi(e)) : kChunksPerThread;
-  }();
-  const int64_t chunks =
-      std::min<int64_t>(units, int64_t{n_threads_} * (chunks_per_thread > 0 ? chunks_per_thread : per_thread));
-  const std::function<void(int64_t)> chunk = [&](int64_t c) {
-    const int64_t begin = units * c / chunks * grain;
-    const int64_t end = std::min(n, units * (c + 1) / chunks * grain);
+  // Pieces: the units themselves, or (chunks_per_thread) about that many
+  // per thread, claimed one at a time.
+  const bool halving = chunks_per_thread <= 0;
+  const int64_t pieces = std::min<int64_t>(
+      units, halving ? int64_t{0xffffffff} : int64_t{n_threads_} * chunks_per_thread);
+  const std::function<void(int64_t, int64_t)> chunk = [&](int64_t first, int64_t count) {
+    const int64_t begin = units * first / pieces * grain;
+    const int64_t end = std::min(n, units * (first + count) / pieces * grain);
     if (begin < end) fn(begin, end);
   };
   done_.store(0, std::memory_order_relaxed);
   chunk_fn_.store(&chunk, std::memory_order_relaxed);
+  halving_.store(halving, std::memory_order_relaxed);
   for (int i = 0; i < n_threads_; ++i) {
-    const uint64_t first = static_cast<uint64_t>(chunks * i / n_threads_);
-    const uint64_t end = static_cast<uint64_t>(chunks * (i + 1) / n_threads_);
+    const uint64_t first = static_cast<uint64_t>(pieces * i / n_threads_);
+    const uint64_t end = static_cast<uint64_t>(pieces * (i + 1) / n_threads_);
     runs_[i].v.store(first << 32 | end, std::memory_order_release);
   }
   publish(true);
   claim_chunks(0);
-  wait_until([&] { return done_.load(std::memory_order_acquire) == chunks; });
+  wait_until([&] { return done_.load(std::memory_order_acquire) == pieces; });
 }
 
 }  // namespace suanli

@@ -4,17 +4,18 @@
 // thread 0) and returns when all have finished: for work that must be spread
 // over distinct threads (bandwidth measurement, per-thread scratch).
 //
-// parallel_for(n, grain, fn) cuts [0, n) into a few chunks per thread. Each
-// thread owns a contiguous run of chunks and takes them from the front, in
-// order (a matmul's rows then stream as one sequence per thread, which the
-// hardware prefetchers follow across chunk boundaries); a thread with none
-// left takes the last chunk of another's run. A thread that is late (still
-// waking, or descheduled because the machine is busy) so leaves its share to
-// the others instead of stalling the whole op: the caller waits only for
-// chunks that have been claimed. Claims from a thread's own run touch only
-// that run's cache line, and each thread reports its finished chunks once
-// per op: few cross-core cache-line transfers per op. Which thread runs a
-// chunk never changes what the chunk computes.
+// parallel_for(n, grain, fn) cuts [0, n) into pieces of `grain` units and
+// gives each thread a contiguous run of them. A thread takes half of what
+// is left of its own run at a time, from the front, so a matmul's rows
+// stream in order through each thread (the hardware prefetchers follow)
+// with a handful of claims per op; a thread whose run is empty takes single
+// pieces from the end of another's. So the threads finish within about one
+// piece of each other, and a thread that is late (still waking, or
+// descheduled because the machine is busy) leaves its share to the others
+// instead of stalling the op: the caller waits only for pieces that have
+// been claimed. Claims from a thread's own run touch only that run's cache
+// line, and each thread reports its finished pieces once per op. Which
+// thread runs a piece never changes what the piece computes.
 //
 // Decode issues hundreds of small ops per token, so dispatch must cost
 // microseconds: idle workers poll a state word, then yield, then sleep on
@@ -43,24 +44,21 @@ class ThreadPool {
   int size() const { return n_threads_; }
   void run(const std::function<void(int thread_index)>& fn);
 
-  // Runs fn(begin, end) over chunks covering [0, n): multiples of `grain`
-  // except the last, about kChunksPerThread per thread (the environment
-  // variable SUANLI_POOL_CHUNKS overrides it, for experiments), or
-  // `chunks_per_thread` when given: more, smaller chunks for work items of
+  // Runs fn(begin, end) over ranges covering [0, n): multiples of `grain`
+  // except the last (see above). With `chunks_per_thread`, about that many
+  // pieces per thread instead, claimed one at a time: for work items of
   // unequal cost (attention over sequences of different lengths), where
-  // one thread's last big chunk would leave the others waiting.
+  // taking half a run at once could leave the others waiting.
   void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t begin, int64_t end)>& fn,
                     int chunks_per_thread = 0);
-
-  static constexpr int kChunksPerThread = 2;
 
  private:
   void worker(int index);
   // Claims and runs chunks of the current dynamic job until none is left.
   void claim_chunks(int self);
-  // The next chunk for thread `self`: its own run's first, else another
-  // run's last; -1 when every run is empty.
-  int64_t claim(int self);
+  // The next pieces for thread `self`: the first *count of its own run,
+  // else another run's last one; -1 when every run is empty.
+  int64_t claim(int self, int64_t* count);
   void publish(bool dynamic);
 
   int n_threads_;
@@ -77,7 +75,8 @@ class ThreadPool {
     std::atomic<uint64_t> v{0};
   };
   std::unique_ptr<Run[]> runs_;
-  std::atomic<const std::function<void(int64_t)>*> chunk_fn_{nullptr};
+  std::atomic<const std::function<void(int64_t, int64_t)>*> chunk_fn_{nullptr};
+  std::atomic<bool> halving_{true};
   alignas(64) std::atomic<int64_t> done_{0};
   std::atomic<bool> stop_{false};
 };
