@@ -5,10 +5,20 @@
 //       context at --depth) / measured memory bandwidth
 //   pp: arithmetic per second (2 ops per weight MAC + attention) / measured
 //       peak (int8 for integer weight formats, fp32 for float ones)
+// On a CPU, each tg result also says what a pure read of the same weights
+// gets: the matrices one decode step reads, in its order, each split over
+// the same number of threads in 16-row groups with a barrier after each (as
+// the CPU device splits a matmul), no arithmetic; measured right before and
+// after every repetition. Decode cannot beat it, and on a shared host the
+// bandwidth probe (one long stream per thread, measured once) can read far
+// above what this access pattern gets at the same moment.
 // --depth N (llama-bench's -d) first fills the context with N tokens,
 // untimed, so pp and tg are measured with N tokens already in the cache
 // ("pp512 @ d4096"): long-context speed, where attention dominates.
+#include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <cstring>
 #include <cmath>
 #include <cstdio>
 #include <memory>
@@ -18,6 +28,7 @@
 
 #include "bench_serve.h"
 #include "commands.h"
+#include "core/thread_pool.h"
 #include "model_args.h"
 #include "suanli/session.h"
 
@@ -37,6 +48,7 @@ struct Result {
   std::string test;
   double mean = 0, stddev = 0, roofline = 0;
   double achieved = 0;  // GB/s (tg) or GOPS (pp)
+  double read_gbs = 0;  // tg on a CPU: the pure read of the weights (see above); 0 when not measured
 };
 
 using Clock = std::chrono::steady_clock;
@@ -48,6 +60,42 @@ void mean_std(const std::vector<double>& v, double* mean, double* sd) {
   double q = 0;
   for (double x : v) q += (x - *mean) * (x - *mean);
   *sd = v.size() > 1 ? std::sqrt(q / (v.size() - 1)) : 0;
+}
+
+// GB/s of a pure read of `ws` as a decode step reads them (see the top of
+// the file): the median of passes lasting ~0.1 s.
+double weights_read_gbs(const std::vector<WeightView>& ws, ThreadPool& pool) {
+  std::atomic<uint64_t> sink{0};
+  uint64_t bytes = 0;
+  for (const WeightView& w : ws) bytes += static_cast<uint64_t>(w.row_stride) * w.n_rows;
+  auto pass = [&] {
+    for (const WeightView& w : ws) {
+      const uint8_t* base = static_cast<const uint8_t*>(w.data);
+      const size_t group = w.row_stride * 16;
+      const size_t end = w.row_stride * static_cast<size_t>(w.n_rows);
+      pool.parallel_for((w.n_rows + 15) / 16, 1, [&](int64_t g0, int64_t g1) {
+        const size_t b = static_cast<size_t>(g0) * group, e = std::min(end, static_cast<size_t>(g1) * group);
+        uint64_t acc[8] = {};
+        size_t i = b;
+        for (; i + 64 <= e; i += 64) {
+          uint64_t v[8];
+          std::memcpy(v, base + i, 64);
+          for (int l = 0; l < 8; ++l) acc[l] += v[l];
+        }
+        for (; i < e; ++i) acc[0] += base[i];
+        sink += acc[0] + acc[1] + acc[2] + acc[3] + acc[4] + acc[5] + acc[6] + acc[7];
+      });
+    }
+  };
+  std::vector<double> rates;
+  const auto start = Clock::now();
+  while (rates.size() < 3 || (std::chrono::duration<double>(Clock::now() - start).count() < 0.1 && rates.size() < 50)) {
+    const auto t0 = Clock::now();
+    pass();
+    rates.push_back(static_cast<double>(bytes) / std::chrono::duration<double>(Clock::now() - t0).count() / 1e9);
+  }
+  std::sort(rates.begin(), rates.end());
+  return rates[rates.size() / 2];
 }
 
 bool integer_weights(const Model& m) {
@@ -100,6 +148,22 @@ Runner add_bench(CLI::App& app) {
     const bool int8 = integer_weights(model);
     const double peak_gops = int8 ? roof.int8_gops : roof.fp32_gflops;
 
+    // The pure-read reference (tg), where every layer runs on a CPU.
+    bool all_cpu = dev.kind() == DeviceKind::kCpu;
+    for (Device* d : model.layer_devices()) all_cpu = all_cpu && d->kind() == DeviceKind::kCpu;
+    std::unique_ptr<ThreadPool> read_pool;
+    const std::vector<WeightView> decode_weights = model.decode_weights();
+    auto read_reference = [&]() -> double {
+      if (!all_cpu) return 0;
+      if (!read_pool) read_pool = std::make_unique<ThreadPool>(threads);
+      // Idle pool workers spin for up to 2 ms before they sleep; the two
+      // pools must not share the cores.
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      const double gbs = weights_read_gbs(decode_weights, *read_pool);
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      return gbs;
+    };
+
     Session session(model, *lm->kv);
     std::mt19937 rng(1234);
     std::uniform_int_distribution<int32_t> any_token(0, static_cast<int32_t>(mi.n_vocab - 1));
@@ -114,7 +178,7 @@ Runner add_bench(CLI::App& app) {
 
     auto run_test = [&](bool pp) -> Status {
       const int64_t n = pp ? a->prompt : a->gen;
-      std::vector<double> tps;
+      std::vector<double> tps, reads;
       // The context at --depth, prefilled once (untimed); each run keeps it
       // (set_prompt reuses the common prefix) and times what comes after.
       std::vector<int32_t> context(static_cast<size_t>(a->depth));
@@ -131,9 +195,11 @@ Runner add_bench(CLI::App& app) {
           s = std::chrono::duration<double>(Clock::now() - t0).count();
         } else {
           SUANLI_RETURN_IF_ERROR(session.set_prompt(toks));
+          if (r >= 0 && all_cpu) reads.push_back(read_reference());
           const auto t0 = Clock::now();
           for (int64_t i = 0; i < n; ++i) SUANLI_RETURN_IF_ERROR(session.append(any_token(rng)));
           s = std::chrono::duration<double>(Clock::now() - t0).count();
+          if (r >= 0 && all_cpu) reads.push_back(read_reference());
         }
         if (r >= 0) tps.push_back(n / s);
       }
@@ -155,6 +221,10 @@ Runner add_bench(CLI::App& app) {
                                 static_cast<double>(row_bytes(lm->kv->type(), 1)) * (d + n / 2.0);
         res.achieved = res.mean * (static_cast<double>(model.weight_bytes_per_token()) + kv_bytes) / 1e9;
         res.roofline = res.achieved / roof.memory_gbs;
+        if (!reads.empty()) {
+          double sd = 0;
+          mean_std(reads, &res.read_gbs, &sd);
+        }
       }
       results.push_back(res);
       return Status::Ok();
@@ -183,6 +253,7 @@ Runner add_bench(CLI::App& app) {
                        {"repetitions", a->reps},
                        {"roofline_fraction", r.roofline},
                        {r.test.rfind("tg", 0) == 0 ? "achieved_gbs" : "achieved_gops", r.achieved},
+                       {"weights_read_gbs", r.read_gbs > 0 ? nlohmann::json(r.read_gbs) : nlohmann::json(nullptr)},
                        {"roofline",
                         {{"memory_gbs", roof.memory_gbs}, {"int8_gops", roof.int8_gops}, {"fp32_gflops", roof.fp32_gflops}}}});
       }
@@ -208,6 +279,13 @@ Runner add_bench(CLI::App& app) {
       std::snprintf(pr, sizeof pr, "%.2f M", mi.n_params / 1e6);
       std::printf("| %-32s | %10s | %8s | %-6s | %7d | %6s | %18s | %-28s |\n", model_name.substr(0, 32).c_str(), sz, pr,
                   "cpu", threads, r.test.c_str(), ts, rf);
+    }
+    for (const Result& r : results) {
+      if (r.read_gbs <= 0) continue;
+      const double weights_gbs = r.mean * static_cast<double>(model.weight_bytes_per_token()) / 1e9;
+      std::printf("\n%s: weights read at %.1f GB/s; a pure read of the same weights in decode's order (no arithmetic, "
+                  "measured around each repetition) %.1f GB/s: %.0f%% of it\n",
+                  r.test.c_str(), weights_gbs, r.read_gbs, 100 * weights_gbs / r.read_gbs);
     }
     return 0;
   };

@@ -79,6 +79,10 @@ class Model {
 
   // Weight bytes one decode step reads (for the memory roofline).
   uint64_t weight_bytes_per_token() const;
+  // The matrices one decode step reads, in the order it reads them (as
+  // prepared for their devices: stacked q/k/v and gate/up where the device
+  // stacked them), the output matrix last.
+  std::vector<WeightView> decode_weights() const;
 
  private:
   struct Layer;

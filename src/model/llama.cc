@@ -322,13 +322,29 @@ Status Model::allocate(int64_t T) {
 }
 
 uint64_t Model::weight_bytes_per_token() const {
-  uint64_t bytes = static_cast<uint64_t>(output_.row_stride) * output_.n_rows;
-  for (const Layer& L : layers_) {
-    for (const WeightView* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.gate, &L.up, &L.down}) {
-      bytes += static_cast<uint64_t>(w->row_stride) * w->n_rows;
-    }
-  }
+  uint64_t bytes = 0;
+  for (const WeightView& w : decode_weights()) bytes += static_cast<uint64_t>(w.row_stride) * w.n_rows;
   return bytes;
+}
+
+std::vector<WeightView> Model::decode_weights() const {
+  std::vector<WeightView> out;
+  for (const Layer& L : layers_) {
+    if (L.fused_qkv) {
+      out.push_back(L.wqkv);
+    } else {
+      out.insert(out.end(), {L.wq, L.wk, L.wv});
+    }
+    out.push_back(L.wo);
+    if (L.fused_gate_up) {
+      out.push_back(L.gate_up);
+    } else {
+      out.insert(out.end(), {L.gate, L.up});
+    }
+    out.push_back(L.down);
+  }
+  out.push_back(output_);
+  return out;
 }
 
 Status Model::check_batch(const Batch& b, const KvCache& kv) const {

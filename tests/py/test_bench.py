@@ -18,6 +18,18 @@ def test_json_has_pp_and_tg_with_roofline_fractions(suanli_bin, default_model):
     for x in rows:
         assert x["tokens_per_s"] > 0 and x["stddev"] >= 0 and 0 < x["roofline_fraction"] < 5
         assert x["depth"] == 0
+    # On the CPU, tg also reports a pure read of the same weights in decode's
+    # order (pp does not).
+    pp, tg = rows
+    assert pp["weights_read_gbs"] is None
+    assert 0.1 < tg["weights_read_gbs"] < 10000
+
+
+def test_table_compares_tg_with_a_pure_read_of_the_weights(suanli_bin, default_model):
+    r = run(suanli_bin, default_model, "-p", "0", "-n", "4", "-r", "1")
+    assert r.returncode == 0, r.stderr
+    line = next(l for l in r.stdout.splitlines() if l.startswith("tg4: weights read at"))
+    assert "a pure read of the same weights in decode's order" in line and line.endswith("of it")
 
 
 def test_depth_fills_the_context_first(suanli_bin, default_model):
