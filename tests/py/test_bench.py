@@ -40,6 +40,8 @@ def test_depth_fills_the_context_first(suanli_bin, default_model):
     rows = json.loads(r.stdout)
     assert [x["test"] for x in rows] == ["pp8 @ d300", "tg4 @ d300"]
     assert all(x["depth"] == 300 and x["tokens_per_s"] > 0 for x in rows)
+    # The pure read of the weights leaves out the KV cache: not reported.
+    assert all(x["weights_read_gbs"] is None for x in rows)
     r = run(suanli_bin, default_model, "-p", "0", "-n", "2", "-d", "20", "-r", "1")
     assert r.returncode == 0, r.stderr
     assert "tg2 @ d20" in r.stdout

@@ -544,9 +544,21 @@ void attention(ThreadPool& pool, Workspace& ws, const float* q, int64_t n_tokens
       const int64_t k_hi = std::min<int64_t>(k_lo + kSegment, sq.n_past + item.j0 + item.nj);
       const int64_t nk = k_hi - k_lo;
       const int64_t nq = group * item.nj;
-      auto slot_of = [&](int64_t key) {
-        return static_cast<int64_t>(sq.block_table[key / kv.block_size]) * kv.block_size + key % kv.block_size;
-      };
+      // The cache slot of each key of the segment, walked block by block
+      // (no division per key).
+      thread_local std::vector<int64_t> seg_slots;
+      seg_slots.resize(static_cast<size_t>(nk));
+      {
+        int64_t blk = k_lo / kv.block_size, in = k_lo % kv.block_size;
+        for (int64_t r = 0; r < nk; ++r) {
+          seg_slots[r] = static_cast<int64_t>(sq.block_table[blk]) * kv.block_size + in;
+          if (++in == kv.block_size) {
+            in = 0;
+            ++blk;
+          }
+        }
+      }
+      auto slot_of = [&](int64_t key) { return seg_slots[key - k_lo]; };
       // Keys of this segment that query qi (token j0 + qi / group) sees.
       auto lim_of = [&](int64_t qi) {
         return std::clamp<int64_t>(sq.n_past + item.j0 + qi / group + 1 - k_lo, 0, nk);
@@ -617,8 +629,17 @@ void attention(ThreadPool& pool, Workspace& ws, const float* q, int64_t n_tokens
         for (int64_t qi = 0; qi < nq; ++qi) {
           float* sc = scores + qi * kSegment;
           const int64_t n = lim_of(qi);
+          // The max in 16 independent lanes (the same value as in key
+          // order: max is exact), so the compiler vectorizes it.
+          float lane[16];
+          std::fill(lane, lane + 16, -INFINITY);
+          int64_t key = 0;
+          for (; key + 16 <= n; key += 16) {
+            for (int l = 0; l < 16; ++l) lane[l] = sc[key + l] > lane[l] ? sc[key + l] : lane[l];
+          }
+          for (; key < n; ++key) lane[0] = sc[key] > lane[0] ? sc[key] : lane[0];
           float m = -INFINITY;
-          for (int64_t key = 0; key < n; ++key) m = std::max(m, sc[key]);
+          for (int l = 0; l < 16; ++l) m = std::max(m, lane[l]);
           mx[qi] = m;
           denom[qi] = n > 0 ? rk.softmax_exp(sc, n, m) : 0.0f;
         }
