@@ -56,6 +56,7 @@ class Sampler {
   std::mt19937_64 rng_;
   std::vector<int32_t> history_;
   std::vector<std::pair<float, int32_t>> cand_;  // scratch
+  std::vector<float> weights_;                    // scratch
 };
 
 }  // namespace suanli

@@ -1,0 +1,195 @@
+// The sampler against an independent reference: the distribution it draws
+// from, computed here the plain way (every candidate sorted, probabilities
+// in double), for top_k / top_p / min_p / temperature in combination, on
+// fresh random logits. Frequencies over many draws must match it within a
+// few standard errors, and tokens the chain cuts must never be drawn.
+// Also: greedy picks the first largest finite logit; a seed reproduces a
+// run; non-finite logits are never drawn.
+#include "suanli/sampler.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+#include <random>
+#include <vector>
+
+namespace suanli {
+namespace {
+
+// The distribution over token ids that one draw follows (0 for cut tokens).
+std::vector<double> reference(const std::vector<float>& logits, const SamplingParams& p) {
+  const int n = static_cast<int>(logits.size());
+  std::vector<int> ids;
+  for (int i = 0; i < n; ++i) {
+    if (std::isfinite(logits[i])) ids.push_back(i);
+  }
+  std::sort(ids.begin(), ids.end(), [&](int a, int b) {
+    return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
+  });
+  if (p.top_k > 0 && static_cast<size_t>(p.top_k) < ids.size()) ids.resize(p.top_k);
+  const double max_l = logits[ids[0]];
+  double sum = 0;
+  for (int i : ids) sum += std::exp(logits[i] - max_l);
+  if (p.top_p < 1) {
+    double cum = 0;
+    size_t keep = ids.size();
+    for (size_t j = 0; j < ids.size(); ++j) {
+      cum += std::exp(logits[ids[j]] - max_l) / sum;
+      if (cum >= p.top_p) {
+        keep = j + 1;
+        break;
+      }
+    }
+    ids.resize(keep);
+  }
+  if (p.min_p > 0) {
+    std::vector<int> kept;
+    for (int i : ids) {
+      if (std::exp(logits[i] - max_l) >= p.min_p || i == ids[0]) kept.push_back(i);
+    }
+    ids = kept;
+  }
+  std::vector<double> dist(static_cast<size_t>(n), 0.0);
+  double total = 0;
+  for (int i : ids) total += dist[i] = std::exp((logits[i] - max_l) / p.temperature);
+  for (double& d : dist) d /= total;
+  return dist;
+}
+
+SamplingParams params(float temperature, int top_k, float top_p, float min_p, uint64_t seed) {
+  SamplingParams p;
+  p.temperature = temperature;
+  p.top_k = top_k;
+  p.top_p = top_p;
+  p.min_p = min_p;
+  p.seed = seed;
+  return p;
+}
+
+TEST(Sampler, draws_follow_the_reference_distribution) {
+  std::mt19937 rng(std::random_device{}());
+  const uint32_t seed = rng();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  rng.seed(seed);
+  struct Case {
+    float temperature;
+    int top_k;
+    float top_p;
+    float min_p;
+  };
+  const Case cases[] = {
+      {1.0f, 0, 1.0f, 0.0f},     // the OpenAI API's defaults: no cut
+      {0.8f, 40, 0.95f, 0.05f},  // suanli's defaults
+      {0.7f, 0, 0.9f, 0.0f},     {1.3f, 10, 1.0f, 0.0f}, {1.0f, 0, 1.0f, 0.1f},
+      {0.5f, 0, 0.5f, 0.02f},    {2.0f, 3, 0.99f, 0.0f}, {1.0f, 200, 0.8f, 0.0f},
+  };
+  for (const Case& c : cases) {
+    const int n = 120;
+    std::vector<float> logits(n);
+    std::normal_distribution<float> nd(0.0f, 2.0f);
+    for (float& l : logits) l = nd(rng);
+    logits[7] = logits[8];  // a tie
+    logits[11] = -std::numeric_limits<float>::infinity();
+    logits[12] = std::numeric_limits<float>::quiet_NaN();
+    const SamplingParams p = params(c.temperature, c.top_k, c.top_p, c.min_p, rng());
+    SCOPED_TRACE("T=" + std::to_string(c.temperature) + " top_k=" + std::to_string(c.top_k) +
+                 " top_p=" + std::to_string(c.top_p) + " min_p=" + std::to_string(c.min_p));
+    const std::vector<double> want = reference(logits, p);
+    Sampler s(p, n);
+    const int draws = 60000;
+    std::vector<int> count(n, 0);
+    std::vector<float> scratch;
+    for (int d = 0; d < draws; ++d) {
+      scratch = logits;
+      const int32_t t = s.sample(scratch.data());
+      ASSERT_TRUE(t >= 0 && t < n);
+      count[t]++;
+    }
+    for (int i = 0; i < n; ++i) {
+      if (want[i] == 0) {
+        EXPECT_EQ(count[i], 0) << "token " << i << " was cut by the chain but drawn";
+        continue;
+      }
+      const double f = static_cast<double>(count[i]) / draws;
+      const double se = std::sqrt(want[i] * (1 - want[i]) / draws);
+      EXPECT_NEAR(f, want[i], 5 * se + 1e-4) << "token " << i;
+    }
+  }
+}
+
+TEST(Sampler, a_large_vocabulary_without_cuts_matches_the_softmax) {
+  // The default model's vocabulary size, the OpenAI defaults (the path that
+  // used to sort every token): the most likely tokens' frequencies.
+  std::mt19937 rng(std::random_device{}());
+  const uint32_t seed = rng();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  rng.seed(seed);
+  const int n = 49152;
+  std::vector<float> logits(n);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  for (float& l : logits) l = nd(rng);
+  for (int i = 0; i < 5; ++i) logits[static_cast<size_t>(rng() % n)] = 9.0f + static_cast<float>(i);
+  const SamplingParams p = params(1.0f, 0, 1.0f, 0.0f, rng());
+  const std::vector<double> want = reference(logits, p);
+  Sampler s(p, n);
+  const int draws = 5000;
+  std::vector<int> count(n, 0);
+  std::vector<float> scratch;
+  for (int d = 0; d < draws; ++d) {
+    scratch = logits;
+    count[s.sample(scratch.data())]++;
+  }
+  std::vector<int> top(n);
+  std::iota(top.begin(), top.end(), 0);
+  std::partial_sort(top.begin(), top.begin() + 5, top.end(), [&](int a, int b) { return want[a] > want[b]; });
+  for (int j = 0; j < 5; ++j) {
+    const int i = top[j];
+    const double f = static_cast<double>(count[i]) / draws;
+    EXPECT_NEAR(f, want[i], 5 * std::sqrt(want[i] * (1 - want[i]) / draws) + 1e-4) << "token " << i;
+  }
+}
+
+TEST(Sampler, greedy_takes_the_first_largest_finite_logit) {
+  Sampler s(SamplingParams::greedy(), 6);
+  const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
+  std::vector<float> l = {1.0f, 3.0f, nan, 3.0f, inf, -inf};
+  EXPECT_EQ(s.sample(l.data()), 1);
+  l = {nan, -inf, -2.0f, -2.0f, nan, -inf};
+  EXPECT_EQ(s.sample(l.data()), 2);
+  l = {nan, -inf, nan, -inf, nan, -inf};
+  EXPECT_EQ(s.sample(l.data()), 0);
+  // Longer than the vectorized lanes, the maximum in the tail.
+  std::vector<float> big(37, 0.5f);
+  big[35] = 2.0f;
+  big[36] = 2.0f;
+  Sampler s2(SamplingParams::greedy(), 37);
+  EXPECT_EQ(s2.sample(big.data()), 35);
+}
+
+TEST(Sampler, a_seed_reproduces_the_draws_and_non_finite_logits_are_never_drawn) {
+  const int n = 300;
+  std::vector<float> logits(n);
+  std::mt19937 rng(5);
+  std::normal_distribution<float> nd(0.0f, 0.3f);
+  for (float& l : logits) l = nd(rng);
+  for (int i = 0; i < n; i += 3) logits[i] = i % 2 ? std::numeric_limits<float>::quiet_NaN()
+                                                     : -std::numeric_limits<float>::infinity();
+  for (float top_p : {1.0f, 0.9f}) {
+    const SamplingParams p = params(1.0f, 0, top_p, 0.0f, 99);
+    Sampler a(p, n), b(p, n);
+    std::vector<float> x, y;
+    for (int d = 0; d < 500; ++d) {
+      x = logits;
+      y = logits;
+      const int32_t ta = a.sample(x.data()), tb = b.sample(y.data());
+      ASSERT_EQ(ta, tb);
+      ASSERT_NE(ta % 3, 0) << "a non-finite logit was drawn";
+    }
+  }
+}
+
+}  // namespace
+}  // namespace suanli
