@@ -78,9 +78,11 @@ double weights_read_gbs(const std::vector<WeightView>& ws, ThreadPool& pool) {
         uint64_t acc[8] = {};
         size_t i = b;
         for (; i + 64 <= e; i += 64) {
-          uint64_t v[8];
-          std::memcpy(v, base + i, 64);
-          for (int l = 0; l < 8; ++l) acc[l] += v[l];
+          for (int l = 0; l < 8; ++l) {
+            uint64_t v;
+            std::memcpy(&v, base + i + 8 * l, 8);  // one load (the bytes may be unaligned)
+            acc[l] += v;
+          }
         }
         for (; i < e; ++i) acc[0] += base[i];
         sink += acc[0] + acc[1] + acc[2] + acc[3] + acc[4] + acc[5] + acc[6] + acc[7];
