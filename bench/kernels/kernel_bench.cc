@@ -1,16 +1,12 @@
 // Kernel benchmark for the CPU device's matmul (the lab: see also
 // tests/conformance for correctness). Usage:
 //   suanli_kernel_bench [--threads N] [--isa avx512vnni|avx2|portable] [--quick]
-//   suanli_kernel_bench --read-pattern ROUNDS   (see read_pattern below)
 // Prints, per weight format, T=1 bandwidth (weight bytes / time) as a
 // fraction of measured read bandwidth and T=512 throughput (2·T·N·K ops /
 // time) as a fraction of the measured int8 (integer formats) or fp32 (float
 // formats) peak; then a decode step of SmolLM2-135M's shapes (Q4_1 layers,
 // tied Q8_0 output) as tokens/s and fraction of the memory roofline.
-#include <sys/mman.h>
-
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -86,87 +82,6 @@ double time_median(Fn&& fn, double min_s) {
 
 bool is_float(GgmlType t) { return t == GgmlType::kF32 || t == GgmlType::kF16 || t == GgmlType::kBF16; }
 
-// Sums bytes [b, e) of p as 64-bit words (8 independent sums, as the
-// bandwidth probe reads).
-uint64_t read_words(const uint8_t* p, size_t b, size_t e) {
-  const uint64_t* w = reinterpret_cast<const uint64_t*>(p);
-  uint64_t s[8] = {};
-  for (size_t i = b / 8; i + 8 <= e / 8; i += 8) {
-    for (int l = 0; l < 8; ++l) s[l] += w[i + l];
-  }
-  return s[0] + s[1] + s[2] + s[3] + s[4] + s[5] + s[6] + s[7];
-}
-
-// --read-pattern: what a pure read (no arithmetic) of one SmolLM2-135M
-// decode step's weight bytes gets, read the way decode reads them: matrix by
-// matrix (stacked q/k/v, o, stacked gate/up, down in Q4_1 for 30 layers, then
-// the Q8_0 output matrix), each split over the threads in 16-row groups by
-// the pool, with the pool's barrier after each; then the same bytes as one
-// stream through parallel_for (4 KiB pieces), and as one contiguous half
-// per thread (pool.run, the way the probe reads). Interleaved with the
-// device's bandwidth probe, which reads a fresh 256 MiB buffer. Decode can
-// go no faster than the pattern read; the gap between that and the probe
-// is the memory system's, not the kernels'.
-int read_pattern(ThreadPool& pool, int rounds) {
-  struct Mat { size_t offset, group_bytes; int64_t groups; };
-  std::vector<Mat> mats;
-  size_t total = 0;
-  auto add = [&](GgmlType t, int64_t n, int64_t k) {
-    const size_t gb = static_cast<size_t>(row_bytes(t, k)) * 16;
-    mats.push_back({total, gb, n / 16});
-    total += (gb * static_cast<size_t>(n / 16) + 4095) / 4096 * 4096;
-  };
-  for (int l = 0; l < 30; ++l) {
-    add(GgmlType::kQ4_1, 960, 576);
-    add(GgmlType::kQ4_1, 576, 576);
-    add(GgmlType::kQ4_1, 3072, 576);
-    add(GgmlType::kQ4_1, 576, 1536);
-  }
-  add(GgmlType::kQ8_0, 49152, 576);
-  const size_t alloc = (total + (size_t{2} << 20) - 1) / (size_t{2} << 20) * (size_t{2} << 20);
-  uint8_t* buf = static_cast<uint8_t*>(std::aligned_alloc(size_t{2} << 20, alloc));
-  if (!buf) return 1;
-  madvise(buf, alloc, MADV_HUGEPAGE);
-  // Filled by the thread that reads each group (placement made no difference
-  // on the machine of bench/results, but this is how weights are packed).
-  for (const Mat& m : mats) {
-    pool.parallel_for(m.groups, 1, [&](int64_t g0, int64_t g1) {
-      for (size_t i = g0 * m.group_bytes; i < g1 * m.group_bytes; ++i) buf[m.offset + i] = static_cast<uint8_t>(i * 131);
-    });
-  }
-  std::atomic<uint64_t> sink{0};
-  auto pattern = [&] {
-    for (const Mat& m : mats) {
-      pool.parallel_for(m.groups, 1, [&](int64_t g0, int64_t g1) {
-        sink += read_words(buf + m.offset, g0 * m.group_bytes, g1 * m.group_bytes);
-      });
-    }
-  };
-  auto stream = [&] {
-    const int64_t blocks = static_cast<int64_t>(total / 4096);
-    pool.parallel_for(blocks, 1, [&](int64_t b0, int64_t b1) { sink += read_words(buf, b0 * 4096, b1 * 4096); });
-  };
-  auto halves = [&] {
-    pool.run([&](int i) {
-      const size_t b = total / 4096 * i / pool.size() * 4096, e = total / 4096 * (i + 1) / pool.size() * 4096;
-      sink += read_words(buf, b, e);
-    });
-  };
-  std::printf("read pattern: %.1f MB of weights per decode step (SmolLM2-135M Q4_1, %zu matrices), %d threads\n",
-              total / 1e6, mats.size(), pool.size());
-  std::printf("| round | probe GB/s (256 MiB) | decode pattern GB/s | one stream GB/s | halves GB/s | pattern / probe |\n");
-  std::printf("| ---: | ---: | ---: | ---: | ---: | ---: |\n");
-  for (int r = 0; r < rounds; ++r) {
-    const double probe = cpu::measure_memory_bandwidth_gbs(pool);
-    const double tp = time_median(pattern, 0.3), ts = time_median(stream, 0.3), th = time_median(halves, 0.3);
-    std::printf("| %d | %.1f | %.1f | %.1f | %.1f | %.0f%% |\n", r + 1, probe, total / tp / 1e9, total / ts / 1e9,
-                total / th / 1e9, 100 * total / tp / 1e9 / probe);
-    std::fflush(stdout);
-  }
-  std::free(buf);
-  return 0;
-}
-
 }  // namespace
 }  // namespace suanli
 
@@ -175,15 +90,13 @@ int main(int argc, char** argv) {
   int threads = static_cast<int>(std::thread::hardware_concurrency());
   std::string isa;
   bool quick = false;
-  int read_rounds = 0;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--threads" && i + 1 < argc) threads = std::atoi(argv[++i]);
     else if (a == "--isa" && i + 1 < argc) isa = argv[++i];
     else if (a == "--quick") quick = true;
-    else if (a == "--read-pattern" && i + 1 < argc) read_rounds = std::atoi(argv[++i]);
     else {
-      std::fprintf(stderr, "usage: suanli_kernel_bench [--threads N] [--isa NAME] [--quick] [--read-pattern ROUNDS]\n");
+      std::fprintf(stderr, "usage: suanli_kernel_bench [--threads N] [--isa NAME] [--quick]\n");
       return 2;
     }
   }
@@ -192,7 +105,6 @@ int main(int argc, char** argv) {
     return 2;
   }
   ThreadPool pool(threads);
-  if (read_rounds > 0) return read_pattern(pool, read_rounds);
   cpu::Workspace ws;
   std::mt19937 rng(42);
 
