@@ -222,8 +222,6 @@ namespace {
 // Batches up to this many tokens quantize their activations per thread
 // (matmul_packed).
 constexpr int64_t kPrivateActMaxTokens = 32;
-// Bytes prefetched at once at the start of a decode chunk (matmul_packed).
-constexpr size_t kChunkPrefetchBytes = 4096;
 
 // matmul over a rows16-packed view: threads split the 16-row groups; each
 // walks its groups and, per group, the tokens 8 at a time, so a group's
@@ -275,14 +273,6 @@ void matmul_packed(ThreadPool& pool, Workspace& ws, const float* x, int64_t T, c
   const uint8_t* base = static_cast<const uint8_t*>(w.data);
   pool.parallel_for(w.n_rows / kPkRows, 1, [&](int64_t g_begin, int64_t g_end) {
     const uint8_t* act = act_for_this_thread();
-    if (T <= 2) {
-      // Decode streams the weights from DRAM; the kernels prefetch a few
-      // KiB ahead of the record they read, so the first few KiB of each
-      // chunk are asked for here, at once, instead of one miss at a time.
-      const char* first = reinterpret_cast<const char*>(base + g_begin * group_bytes);
-      const size_t n = std::min<size_t>(kChunkPrefetchBytes, (g_end - g_begin) * group_bytes);
-      for (size_t off = 0; off < n; off += 64) __builtin_prefetch(first + off, 0, 3);
-    }
     int p = 0;
     for (int64_t g = g_begin; g < g_end; ++g) {
       const int64_t row = g * kPkRows;

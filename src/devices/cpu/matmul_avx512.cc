@@ -86,8 +86,14 @@ inline __m256i nibbles32(const uint8_t* qs) {
 #define SUANLI_PREFETCH_BYTES 4096
 #endif
 constexpr int kPrefetchBytes = SUANLI_PREFETCH_BYTES;
+// The packed kernels do not prefetch by default: their records are read in
+// address order, which the hardware prefetchers follow, and on the machine
+// of bench/results a software prefetch 2-16 KiB ahead (into L1 or L2) made
+// decode slower: one thread 27-28 GB/s with it, 32 without (73% / 85% of a
+// pure read of the same weights), two threads 374 -> 411 tokens/s.
+// -DSUANLI_PK_PREFETCH=1 turns it back on (for other machines).
 #ifndef SUANLI_PK_PREFETCH
-#define SUANLI_PK_PREFETCH 1
+#define SUANLI_PK_PREFETCH 0
 #endif
 constexpr bool kPkPrefetch = SUANLI_PK_PREFETCH;
 
