@@ -20,6 +20,10 @@ for t in q3_k q2_k; do
     --tokenizer-from "$MODEL" >/dev/null
 done
 
+# The table's result rows, and the tg line comparing decode with a pure read
+# of the same weights.
+rows() { grep -E '^\| [^-]|^tg[0-9]+' | grep -v '^| model'; }
+
 echo "## machine"
 echo '```'
 lscpu | grep -E "Model name|^CPU\(s\)|Thread|Core|L3" || true
@@ -34,19 +38,19 @@ echo '```'
 for m in "$MODEL" "$WORK/smollm2-q8_0.gguf" "$WORK/smollm2-f16.gguf" "$WORK/llama3.2-1b-q4_0.gguf" \
          "$WORK/llama3.2-1b-q8_0.gguf"; do
   echo "== $(basename "$m")"
-  "$BIN" bench -m "$m" -r 5 2>&1 | tail -2
+  "$BIN" bench -m "$m" -r 5 2>&1 | rows
 done
 echo "== $(basename "$MODEL") -t 1"
-"$BIN" bench -m "$MODEL" -r 5 -t 1 2>&1 | tail -2
+"$BIN" bench -m "$MODEL" -r 5 -t 1 2>&1 | rows
 for isa in avx2 hwy; do
   echo "== $(basename "$MODEL") SUANLI_CPU_ISA=$isa"
-  SUANLI_CPU_ISA=$isa "$BIN" bench -m "$MODEL" -r 3 2>&1 | tail -2
+  SUANLI_CPU_ISA=$isa "$BIN" bench -m "$MODEL" -r 3 2>&1 | rows
 done
 echo "== $(basename "$MODEL") at depth 4096 (-d 4096)"
-"$BIN" bench -m "$MODEL" -d 4096 -r 2 2>&1 | tail -2
+"$BIN" bench -m "$MODEL" -d 4096 -r 2 2>&1 | rows
 for t in q3_k q2_k; do
   echo "== qwen3-0.6b-$t (random weights, every matrix $t)"
-  "$BIN" bench -m "$WORK/qwen3-0.6b-$t.gguf" -p 128 -n 32 -r 2 2>&1 | tail -2
+  "$BIN" bench -m "$WORK/qwen3-0.6b-$t.gguf" -p 128 -n 32 -r 2 2>&1 | rows
 done
 echo '```'
 echo "## suanli bench serve (in-process), 128-token prompts, 128 output tokens"
