@@ -69,6 +69,21 @@ SamplingParams params(float temperature, int top_k, float top_p, float min_p, ui
   return p;
 }
 
+// How often each token comes out of `draws` draws of one sampler.
+std::vector<int> draw_counts(const std::vector<float>& logits, const SamplingParams& p, int draws) {
+  const int n = static_cast<int>(logits.size());
+  Sampler s(p, n);
+  std::vector<int> count(static_cast<size_t>(n), 0);
+  std::vector<float> scratch;
+  for (int d = 0; d < draws; ++d) {
+    scratch = logits;  // sample() uses its input as scratch
+    const int32_t t = s.sample(scratch.data());
+    EXPECT_TRUE(t >= 0 && t < n) << t;
+    if (t >= 0 && t < n) count[static_cast<size_t>(t)]++;
+  }
+  return count;
+}
+
 TEST(Sampler, draws_follow_the_reference_distribution) {
   std::mt19937 rng(std::random_device{}());
   const uint32_t seed = rng();
@@ -98,16 +113,8 @@ TEST(Sampler, draws_follow_the_reference_distribution) {
     SCOPED_TRACE("T=" + std::to_string(c.temperature) + " top_k=" + std::to_string(c.top_k) +
                  " top_p=" + std::to_string(c.top_p) + " min_p=" + std::to_string(c.min_p));
     const std::vector<double> want = reference(logits, p);
-    Sampler s(p, n);
     const int draws = 60000;
-    std::vector<int> count(n, 0);
-    std::vector<float> scratch;
-    for (int d = 0; d < draws; ++d) {
-      scratch = logits;
-      const int32_t t = s.sample(scratch.data());
-      ASSERT_TRUE(t >= 0 && t < n);
-      count[t]++;
-    }
+    const std::vector<int> count = draw_counts(logits, p, draws);
     for (int i = 0; i < n; ++i) {
       if (want[i] == 0) {
         EXPECT_EQ(count[i], 0) << "token " << i << " was cut by the chain but drawn";
@@ -134,14 +141,8 @@ TEST(Sampler, a_large_vocabulary_without_cuts_matches_the_softmax) {
   for (int i = 0; i < 5; ++i) logits[static_cast<size_t>(rng() % n)] = 9.0f + static_cast<float>(i);
   const SamplingParams p = params(1.0f, 0, 1.0f, 0.0f, rng());
   const std::vector<double> want = reference(logits, p);
-  Sampler s(p, n);
   const int draws = 5000;
-  std::vector<int> count(n, 0);
-  std::vector<float> scratch;
-  for (int d = 0; d < draws; ++d) {
-    scratch = logits;
-    count[s.sample(scratch.data())]++;
-  }
+  const std::vector<int> count = draw_counts(logits, p, draws);
   std::vector<int> top(n);
   std::iota(top.begin(), top.end(), 0);
   std::partial_sort(top.begin(), top.begin() + 5, top.end(), [&](int a, int b) { return want[a] > want[b]; });
