@@ -22,6 +22,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -157,6 +158,14 @@ class Device {
   // callers then use the views as they are. The default: a single part is
   // returned unchanged; stacking is unsupported.
   virtual Expected<PreparedWeight> prepare_weights(const std::vector<WeightView>& parts);
+
+  // Runs fn(i) for every i in [0, n), in any order and possibly at once, on
+  // host threads the device leaves idle between ops: for host-side work on
+  // a step's results, such as sampling each sequence's next token. Called by
+  // the device's owner thread, never during an op, and fn must not call the
+  // device. The default runs them one after another on the caller; the CPU
+  // device spreads them over its pool.
+  virtual void host_parallel_for(int64_t n, const std::function<void(int64_t i)>& fn);
 
   // ---- the op set ----
 

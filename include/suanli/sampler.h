@@ -57,6 +57,7 @@ class Sampler {
   std::vector<int32_t> history_;
   std::vector<std::pair<float, int32_t>> cand_;  // scratch
   std::vector<float> weights_;                    // scratch
+  std::vector<float> block_sums_;                 // scratch (sampler_weights.h)
 };
 
 }  // namespace suanli

@@ -8,4 +8,8 @@ Expected<PreparedWeight> Device::prepare_weights(const std::vector<WeightView>& 
   return Unsupported(name() + " does not stack weight matrices");
 }
 
+void Device::host_parallel_for(int64_t n, const std::function<void(int64_t)>& fn) {
+  for (int64_t i = 0; i < n; ++i) fn(i);
+}
+
 }  // namespace suanli

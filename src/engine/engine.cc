@@ -60,6 +60,17 @@ struct Choice : SchedSeq {
   bool finished = false;
 };
 
+// One token to draw after a step: the choice, its logits row, and what the
+// draw produced.
+struct Draw {
+  Choice* c = nullptr;
+  float* row = nullptr;
+  bool shared_row = false;  // other choices (n > 1) draw from the same row
+  std::vector<float> copy;
+  int32_t token = -1;
+  std::vector<TokenLogprob> logprobs;  // the token's, then the top ones
+};
+
 struct RequestState {
   uint64_t id = 0;
   Request req;
@@ -109,7 +120,7 @@ struct Engine::Impl {
   std::unordered_map<uint64_t, std::unique_ptr<RequestState>> active;
   Batch batch;
   std::vector<float> logits;
-  std::vector<float> scratch;
+  std::vector<Draw> draws;  // this step's; grown, never shrunk (their buffers are reused)
   std::vector<std::pair<Choice*, int32_t>> logit_rows;  // choice, row in logits
   double prefill_ema = 0;  // loop-local EMA of prefill tokens/s
 
@@ -126,7 +137,11 @@ struct Engine::Impl {
     if (rs.cb) rs.cb(e);
   }
   void finish(Choice& c, FinishReason reason, bool flush_text);
-  void sample(Choice& c, const float* row);
+  // Draws d's token: touches only d and its choice's sampler, so the
+  // step's draws run in parallel (Device::host_parallel_for).
+  void draw(Draw& d);
+  // Then, one at a time in batch order: events, stop strings, finishing.
+  void sample(Choice& c, const Draw& d);
   void fork(Choice& parent);
   void update_snapshot();
   Status run_step(StepPlan& plan);
@@ -360,22 +375,36 @@ void Engine::Impl::fork(Choice& parent) {
   }
 }
 
-void Engine::Impl::sample(Choice& c, const float* row) {
-  RequestState& rs = *c.req;
+void Engine::Impl::draw(Draw& d) {
   const int32_t V = static_cast<int32_t>(model.n_vocab());
+  const int32_t n_logprobs = d.c->req->req.logprobs;
+  // The sampler rewrites the row it is given (penalties, temperature). A row
+  // drawn from once, with no logprobs asked, is used in place; otherwise the
+  // draw works on its own copy and the row stays the model's distribution.
+  float* l = d.row;
+  if (d.shared_row || n_logprobs >= 0) {
+    d.copy.assign(d.row, d.row + V);
+    l = d.copy.data();
+  }
+  d.token = d.c->sampler->sample(l);
+  d.logprobs.clear();
+  if (n_logprobs >= 0) {
+    d.logprobs.push_back({d.token, Sampler::logprob_of(d.row, V, d.token)});
+    for (const TokenLogprob& lp : Sampler::top_logprobs(d.row, V, n_logprobs)) d.logprobs.push_back(lp);
+  }
+}
+
+void Engine::Impl::sample(Choice& c, const Draw& d) {
+  RequestState& rs = *c.req;
   const double now = clock.now();
   if (rs.first_token_at < 0) rs.first_token_at = now;
   Event e;
   e.kind = Event::Kind::kToken;
   e.index = c.index;
-  scratch.assign(row, row + V);
-  const int32_t token = c.sampler->sample(scratch.data());
+  const int32_t token = d.token;
   c.generated++;
   generated_total++;
-  if (rs.req.logprobs >= 0) {
-    e.top_logprobs.push_back({token, Sampler::logprob_of(row, V, token)});
-    for (const TokenLogprob& lp : Sampler::top_logprobs(row, V, rs.req.logprobs)) e.top_logprobs.push_back(lp);
-  }
+  if (rs.req.logprobs >= 0) e.top_logprobs = d.logprobs;
   if (!rs.req.ignore_eos && tok->is_end_of_generation(token)) {
     finish(c, FinishReason::kStop, true);
     return;
@@ -433,17 +462,30 @@ Status Engine::Impl::run_step(StepPlan& plan) {
   }
   sched.completed(plan);
   steps++;
+  // Sampling costs from ~25 us (greedy) to ~0.3 ms (full-vocabulary
+  // top_p) per sequence: spread over the host threads, it would otherwise
+  // leave all but one idle for milliseconds per batched step.
+  size_t n_draws = 0;
+  auto add_draw = [&](Choice* c, float* row, bool shared) {
+    if (n_draws == draws.size()) draws.emplace_back();
+    Draw& d = draws[n_draws++];
+    d.c = c;
+    d.row = row;
+    d.shared_row = shared;
+  };
   for (auto& [c, row] : logit_rows) {
     RequestState& rs = *c->req;
     if (c->index == 0 && rs.cached_prompt_tokens < 0) rs.cached_prompt_tokens = c->n_cached;
-    const float* r = logits.data() + static_cast<int64_t>(row) * model.n_vocab();
+    float* r = logits.data() + static_cast<int64_t>(row) * model.n_vocab();
     if (rs.req.n > 1 && !rs.forked) {
       fork(*c);
-      for (auto& ch : rs.choices) sample(*ch, r);
+      for (auto& ch : rs.choices) add_draw(ch.get(), r, true);
     } else {
-      sample(*c, r);
+      add_draw(c, r, false);
     }
   }
+  model.device().host_parallel_for(static_cast<int64_t>(n_draws), [&](int64_t i) { draw(draws[i]); });
+  for (size_t i = 0; i < n_draws; ++i) sample(*draws[i].c, draws[i]);
   return Status::Ok();
 }
 

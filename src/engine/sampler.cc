@@ -4,6 +4,8 @@
 #include <cmath>
 #include <limits>
 
+#include "engine/sampler_weights.h"
+
 namespace suanli {
 
 Status SamplingParams::validate() const {
@@ -91,6 +93,20 @@ int32_t Sampler::sample(float* logits) {
     return static_cast<int32_t>(std::find(logits, logits + n_vocab_, max_l) - logits);
   }
   if (max_l == -inf) return 0;
+  const bool cuts_by_rank = (p_.top_k > 0 && p_.top_k < n_vocab_) || p_.top_p < 1.0f;
+  if (!cuts_by_rank) {
+    // No cut needs an order (the OpenAI API's defaults: temperature 1,
+    // top_p 1): one vectorized pass weighs every logit in id order, min_p
+    // as a floor, and the draw walks per-64 block sums, then one block.
+    const float floor =
+        p_.min_p > 0 ? static_cast<float>(std::log(static_cast<double>(p_.min_p))) : -inf;
+    weights_.resize(n_vocab_);
+    block_sums_.resize((n_vocab_ + sampling::kWeightBlock - 1) / sampling::kWeightBlock);
+    const double total =
+        sampling::exp_weights(logits, n_vocab_, max_l, 1.0f / p_.temperature, floor, weights_.data(), block_sums_.data());
+    const double r = std::uniform_real_distribution<double>(0.0, total)(rng_);
+    return static_cast<int32_t>(sampling::pick_weighted(weights_.data(), block_sums_.data(), n_vocab_, r));
+  }
   cand_.clear();
   for (int32_t i = 0; i < n_vocab_; ++i) {
     if (logits[i] > -inf && logits[i] < inf) cand_.emplace_back(logits[i], i);
@@ -117,7 +133,15 @@ int32_t Sampler::sample(float* logits) {
     // Probabilities at temperature 1, relative to the most likely token
     // (exp in float, sums in double).
     double sum = 0;
-    for (const auto& c : cand_) sum += std::exp(c.first - max_l);
+    if (cand_.size() > 1024) {  // every finite logit (no top_k, or a large one): vectorized
+      weights_.resize(cand_.size());
+      block_sums_.resize((cand_.size() + sampling::kWeightBlock - 1) / sampling::kWeightBlock);
+      float* l = weights_.data();  // the logits, then (in place) their weights
+      for (size_t i = 0; i < cand_.size(); ++i) l[i] = cand_[i].first;
+      sum = sampling::exp_weights(l, static_cast<int64_t>(cand_.size()), max_l, 1.0f, -inf, l, block_sums_.data());
+    } else {
+      for (const auto& c : cand_) sum += std::exp(c.first - max_l);
+    }
     double cum = 0;
     size_t keep = cand_.size();
     for (size_t i = 0, chunk = 64; i < cand_.size(); ++i) {

@@ -164,6 +164,15 @@ Expected<PreparedWeight> CpuDevice::prepare_weights(const std::vector<WeightView
   return p;
 }
 
+void CpuDevice::host_parallel_for(int64_t n, const std::function<void(int64_t)>& fn) {
+  if (n <= 1 || pool_.size() == 1) return Device::host_parallel_for(n, fn);
+  // One item per piece: items (a sequence's sampling) cost from microseconds
+  // to a millisecond, so the pool's stealing evens them out.
+  pool_.parallel_for(n, 1, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) fn(i);
+  });
+}
+
 void CpuDevice::embed(const WeightView& table, const int32_t* ids, int64_t n_tokens, float* out) {
   cpu::embed(pool_, table, ids, n_tokens, out);
 }

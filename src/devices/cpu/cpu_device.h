@@ -27,6 +27,7 @@ class CpuDevice final : public Device {
   Status download(void* host_dst, const void* device_src, size_t bytes) override;
   Status synchronize() override { return Status::Ok(); }
   Expected<PreparedWeight> prepare_weights(const std::vector<WeightView>& parts) override;
+  void host_parallel_for(int64_t n, const std::function<void(int64_t)>& fn) override;
   // Off: prepare_weights leaves every weight as it is (tests, A/B benchmarks).
   void set_packing(bool on) { packing_ = on; }
 

@@ -14,9 +14,8 @@
 //   each row exactly and does the same, so it is bit-identical to converting
 //   first (attention relies on that);
 // - accumulate: one multiply-add per element per key, in key order;
-// - exp: x = n ln2 + r, a degree-6 polynomial in r, times 2^n built from
-//   exponent bits (two factors, so n up to 129 stays exact); 0 below
-//   -87.3, inf above 88.7; relative error ~2e-7;
+// - exp: core/hwy_exp-inl.h (a degree-6 polynomial times 2^n; relative
+//   error ~2e-7);
 // - softmax sums: 16 lane partial sums (lane = i mod 16), then the tree.
 // MulAdd is fused on targets with FMA (all but SSSE3 / SSE4 / EMU128).
 
@@ -31,6 +30,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "core/hwy_exp-inl.h"
 #include "core/quant/quant.h"
 #include "devices/cpu/row_kernels.h"
 
@@ -107,30 +107,7 @@ HWY_INLINE void axpy(float p, const T* v, int64_t d, float* acc) {
   for (; e < d; ++e) acc[e] = std::fma(p, at(v + e), acc[e]);
 }
 
-HWY_INLINE hn::Vec<DF> exp_v(hn::Vec<DF> x) {
-  const DF df;
-  const hn::RebindToSigned<DF> di;
-  const auto zero_below = hn::Lt(x, hn::Set(df, -87.3f));
-  x = hn::Min(x, hn::Set(df, 88.8f));
-  const auto n = hn::Round(hn::Mul(x, hn::Set(df, 1.44269504088896341f)));
-  auto r = hn::NegMulAdd(n, hn::Set(df, 0.693359375f), x);
-  r = hn::NegMulAdd(n, hn::Set(df, -2.12194440e-4f), r);
-  auto p = hn::Set(df, 1.9875691500e-4f);
-  p = hn::MulAdd(p, r, hn::Set(df, 1.3981999507e-3f));
-  p = hn::MulAdd(p, r, hn::Set(df, 8.3334519073e-3f));
-  p = hn::MulAdd(p, r, hn::Set(df, 4.1665795894e-2f));
-  p = hn::MulAdd(p, r, hn::Set(df, 1.6666665459e-1f));
-  p = hn::MulAdd(p, r, hn::Set(df, 5.0000001201e-1f));
-  p = hn::MulAdd(hn::Mul(p, r), r, hn::Add(r, hn::Set(df, 1.0f)));
-  // 2^n as 2^e1 * 2^e2, each a normal float for n in [-126, 129].
-  const auto ni = hn::ConvertTo(di, hn::Max(n, hn::Set(df, -126.0f)));
-  const auto e1 = hn::ShiftRight<1>(ni);
-  const auto e2 = hn::Sub(ni, e1);
-  const auto bias = hn::Set(di, 127);
-  const auto f1 = hn::BitCast(df, hn::ShiftLeft<23>(hn::Add(e1, bias)));
-  const auto f2 = hn::BitCast(df, hn::ShiftLeft<23>(hn::Add(e2, bias)));
-  return hn::IfThenZeroElse(zero_below, hn::Mul(hn::Mul(p, f1), f2));
-}
+HWY_INLINE hn::Vec<DF> exp_v(hn::Vec<DF> x) { return suanli::HWY_NAMESPACE::exp_v(DF(), x); }
 
 void F16ToF32(const uint16_t* src, float* dst, int64_t n) {
   const DF df;

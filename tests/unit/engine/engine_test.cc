@@ -46,7 +46,9 @@ Loaded* shared_model() {
 }
 
 struct Outcome {
-  std::vector<int32_t> ids;
+  std::vector<int32_t> ids;                  // choice 0's
+  std::vector<std::vector<int32_t>> all_ids;  // every choice's, by index
+  std::vector<TokenLogprob> logprobs;        // choice 0's, every token's list in order
   std::string text;
   FinishReason finish = FinishReason::kStop;
   Usage usage;
@@ -77,8 +79,13 @@ struct Harness {
     for (size_t i = 0; i < reqs.size(); ++i) {
       Event e;
       while (streams[i].next(&e)) {
+        if (e.kind == Event::Kind::kToken) {
+          if (out[i].all_ids.size() <= static_cast<size_t>(e.index)) out[i].all_ids.resize(e.index + 1);
+          out[i].all_ids[e.index].insert(out[i].all_ids[e.index].end(), e.ids.begin(), e.ids.end());
+        }
         if (e.kind == Event::Kind::kToken && e.index == 0) {
           out[i].ids.insert(out[i].ids.end(), e.ids.begin(), e.ids.end());
+          out[i].logprobs.insert(out[i].logprobs.end(), e.top_logprobs.begin(), e.top_logprobs.end());
           out[i].text += e.text;
         } else if (e.kind == Event::Kind::kFinish && e.index == 0) {
           out[i].finish = e.finish;
@@ -142,6 +149,51 @@ TEST(Engine, concurrent_greedy_requests_match_each_run_alone) {
     EXPECT_EQ(one[0].ids, together[i].ids) << "request " << i << " differs when batched";
     EXPECT_EQ(together[i].ids.size(), 10u);
     EXPECT_EQ(together[i].finish, FinishReason::kLength);
+  }
+}
+
+// Seeded sampling is batch invariant too: the step's draws run in parallel
+// (Device::host_parallel_for), and each must still use only its own
+// sequence's row and sampler. Mixed parameters, penalties, logprobs and a
+// request with n = 3 (choices drawing from one shared row).
+TEST(Engine, concurrent_seeded_sampling_matches_each_run_alone) {
+  REQUIRE_MODEL();
+  const unsigned seed = std::random_device{}();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937 rng(seed);
+  std::vector<Request> reqs;
+  for (int i = 0; i < 24; ++i) {
+    Request r = greedy(random_prompt(rng, 4 + i % 9), 12);
+    r.sampling = SamplingParams{};
+    r.sampling.seed = rng();
+    switch (i % 4) {
+      case 0: r.sampling.temperature = 1.0f, r.sampling.top_k = 0, r.sampling.top_p = 1.0f, r.sampling.min_p = 0; break;
+      case 1: r.sampling.frequency_penalty = 0.5f, r.sampling.presence_penalty = 0.3f; break;
+      case 2: r.sampling.repetition_penalty = 1.2f, r.logprobs = 3; break;
+      default: r.sampling.temperature = 1.3f, r.sampling.top_p = 0.8f; break;
+    }
+    if (i == 5) r.n = 3;
+    reqs.push_back(r);
+  }
+  std::vector<Outcome> together;
+  {
+    Harness h(64u << 20);
+    together = h.run_all(reqs);
+  }
+  Harness alone(64u << 20, /*max_seqs=*/3);
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    std::vector<Outcome> one = alone.run_all({reqs[i]});
+    ASSERT_TRUE(one[0].done && together[i].done);
+    EXPECT_EQ(one[0].all_ids, together[i].all_ids) << "request " << i << " differs when batched";
+    EXPECT_EQ(together[i].all_ids.size(), static_cast<size_t>(reqs[i].n));
+    ASSERT_EQ(one[0].logprobs.size(), together[i].logprobs.size()) << "request " << i;
+    for (size_t j = 0; j < one[0].logprobs.size(); ++j) {
+      EXPECT_EQ(one[0].logprobs[j].token, together[i].logprobs[j].token);
+      EXPECT_EQ(one[0].logprobs[j].logprob, together[i].logprobs[j].logprob);
+    }
+    if (reqs[i].logprobs >= 0) {  // the chosen token first, then the top 3, per token
+      EXPECT_EQ(together[i].logprobs.size(), 4 * together[i].ids.size()) << "request " << i;
+    }
   }
 }
 

@@ -139,17 +139,33 @@ TEST(Sampler, a_large_vocabulary_without_cuts_matches_the_softmax) {
   std::normal_distribution<float> nd(0.0f, 1.0f);
   for (float& l : logits) l = nd(rng);
   for (int i = 0; i < 5; ++i) logits[static_cast<size_t>(rng() % n)] = 9.0f + static_cast<float>(i);
-  const SamplingParams p = params(1.0f, 0, 1.0f, 0.0f, rng());
-  const std::vector<double> want = reference(logits, p);
-  const int draws = 5000;
-  const std::vector<int> count = draw_counts(logits, p, draws);
-  std::vector<int> top(n);
-  std::iota(top.begin(), top.end(), 0);
-  std::partial_sort(top.begin(), top.begin() + 5, top.end(), [&](int a, int b) { return want[a] > want[b]; });
-  for (int j = 0; j < 5; ++j) {
-    const int i = top[j];
-    const double f = static_cast<double>(count[i]) / draws;
-    EXPECT_NEAR(f, want[i], 5 * std::sqrt(want[i] * (1 - want[i]) / draws) + 1e-4) << "token " << i;
+  // No cut (the vectorized id-order pass), min_p alone (its floor in that
+  // pass), and top_p over the whole vocabulary (its vectorized sum).
+  for (const SamplingParams& p : {params(1.0f, 0, 1.0f, 0.0f, rng()), params(0.9f, 0, 1.0f, 0.001f, rng()),
+                                  params(1.1f, 0, 0.97f, 0.0f, rng())}) {
+    SCOPED_TRACE("T=" + std::to_string(p.temperature) + " top_p=" + std::to_string(p.top_p) +
+                 " min_p=" + std::to_string(p.min_p));
+    const std::vector<double> want = reference(logits, p);
+    const int draws = 5000;
+    const std::vector<int> count = draw_counts(logits, p, draws);
+    std::vector<int> top(n);
+    std::iota(top.begin(), top.end(), 0);
+    std::partial_sort(top.begin(), top.begin() + 5, top.end(), [&](int a, int b) { return want[a] > want[b]; });
+    for (int j = 0; j < 5; ++j) {
+      const int i = top[j];
+      const double f = static_cast<double>(count[i]) / draws;
+      EXPECT_NEAR(f, want[i], 5 * std::sqrt(want[i] * (1 - want[i]) / draws) + 1e-4) << "token " << i;
+    }
+    // The rest together: the tail's mass, drawn id by id.
+    double tail_want = 0;
+    int tail_count = draws;
+    for (int i = 0; i < n; ++i) {
+      if (count[i] > 0 && want[i] == 0) ADD_FAILURE() << "token " << i << " was cut but drawn";
+    }
+    for (int j = 5; j < n; ++j) tail_want += want[top[j]];
+    for (int j = 0; j < 5; ++j) tail_count -= count[top[j]];
+    const double tf = static_cast<double>(tail_count) / draws;
+    EXPECT_NEAR(tf, tail_want, 5 * std::sqrt(tail_want * (1 - tail_want) / draws) + 1e-4);
   }
 }
 
