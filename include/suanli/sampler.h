@@ -50,6 +50,7 @@ class Sampler {
 
  private:
   void apply_penalties(float* logits) const;
+  void top_p_cut(const float* logits, float max_l);
 
   SamplingParams p_;
   int32_t n_vocab_;
@@ -58,6 +59,7 @@ class Sampler {
   std::vector<std::pair<float, int32_t>> cand_;  // scratch
   std::vector<float> weights_;                    // scratch
   std::vector<float> block_sums_;                 // scratch (sampler_weights.h)
+  std::vector<double> bucket_mass_;               // scratch (top_p_cut)
 };
 
 }  // namespace suanli

@@ -81,7 +81,102 @@ float max_finite(const float* l, int32_t n) {
   return m;
 }
 
+using Cand = std::pair<float, int32_t>;
+constexpr int32_t kSmallTopK = 256;  // top_k up to this: a heap over one scan
+
+// Most likely first; ties: lower id first.
+bool by_logit(const Cand& a, const Cand& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); }
+
+// The k best finite logits into `out`, sorted by_logit, for small k: one
+// scan keeping a heap of the k best so far (its top the worst of them).
+// Blocks of 16 whose largest logit is not above the heap's worst are
+// skipped whole (nearly all of them once the heap fills); a later id with
+// a logit equal to the worst loses the tie, so `>` is exact.
+void top_k_small(const float* l, int32_t n, int32_t k, std::vector<Cand>* out) {
+  const float inf = std::numeric_limits<float>::infinity();
+  out->clear();
+  float worst = -inf;  // of the heap once full; -inf before
+  auto push = [&](int32_t i) {
+    const float x = l[i];
+    if (!(x > worst && x < inf)) return;
+    if (static_cast<int32_t>(out->size()) < k) {
+      out->emplace_back(x, i);
+      std::push_heap(out->begin(), out->end(), by_logit);
+      if (static_cast<int32_t>(out->size()) == k) worst = out->front().first;
+      return;
+    }
+    std::pop_heap(out->begin(), out->end(), by_logit);
+    out->back() = {x, i};
+    std::push_heap(out->begin(), out->end(), by_logit);
+    worst = out->front().first;
+  };
+  int32_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    float m = -inf;
+    for (int j = 0; j < 16; ++j) m = l[i + j] > m ? l[i + j] : m;  // NaN never wins; +inf is checked in push
+    if (m > worst) {
+      for (int j = 0; j < 16; ++j) push(i + j);
+    }
+  }
+  for (; i < n; ++i) push(i);
+  std::sort_heap(out->begin(), out->end(), by_logit);
+}
+
 }  // namespace
+
+// top_p without top_k, without sorting the vocabulary: weigh every logit
+// at temperature 1 (vectorized), add the weights into buckets of 1/8 nat
+// below the maximum (monotone in the logit), find the bucket where the
+// most-likely-first mass reaches top_p, and sort only that bucket's tokens
+// to find the last one kept. cand_ = the finite logits up to that one in
+// by_logit order, in id order. Sums in double over float weights; the
+// reference's chain compares cum / sum >= top_p, this cum >= top_p * sum.
+void Sampler::top_p_cut(const float* l, float max_l) {
+  const float inf = std::numeric_limits<float>::infinity();
+  const int32_t n = n_vocab_;
+  weights_.resize(n);
+  block_sums_.resize((n + sampling::kWeightBlock - 1) / sampling::kWeightBlock);
+  const double total = sampling::exp_weights(l, n, max_l, 1.0f, -inf, weights_.data(), block_sums_.data());
+  const double target = static_cast<double>(p_.top_p) * total;
+  constexpr int kBuckets = 1024, kCopies = 4;  // copies: no chain of adds into one popular bucket
+  auto bucket = [&](float x) {
+    const float d = (max_l - x) * 8.0f;
+    return d < static_cast<float>(kBuckets - 1) ? static_cast<int>(d) : kBuckets - 1;
+  };
+  auto finite = [&](float x) { return x > -inf && x < inf; };
+  bucket_mass_.assign(kBuckets * kCopies, 0.0);
+  for (int32_t i = 0; i < n; ++i) {
+    if (finite(l[i])) bucket_mass_[(i % kCopies) * kBuckets + bucket(l[i])] += weights_[i];
+  }
+  double acc = 0;
+  int bc = 0;
+  for (; bc < kBuckets; ++bc) {
+    double m = 0;
+    for (int c = 0; c < kCopies; ++c) m += bucket_mass_[c * kBuckets + bc];
+    if (acc + m >= target) break;
+    acc += m;
+  }
+  Cand cut{-inf, n};  // rounding left the target unreached: keep every finite logit
+  if (bc < kBuckets) {
+    cand_.clear();
+    for (int32_t i = 0; i < n; ++i) {
+      if (finite(l[i]) && bucket(l[i]) == bc) cand_.emplace_back(l[i], i);
+    }
+    std::sort(cand_.begin(), cand_.end(), by_logit);
+    cut = cand_.back();
+    for (const Cand& c : cand_) {
+      acc += weights_[c.second];
+      if (acc >= target) {
+        cut = c;
+        break;
+      }
+    }
+  }
+  cand_.clear();
+  for (int32_t i = 0; i < n; ++i) {
+    if (finite(l[i]) && (l[i] > cut.first || (l[i] == cut.first && i <= cut.second))) cand_.emplace_back(l[i], i);
+  }
+}
 
 int32_t Sampler::sample(float* logits) {
   apply_penalties(logits);
@@ -107,13 +202,20 @@ int32_t Sampler::sample(float* logits) {
     const double r = std::uniform_real_distribution<double>(0.0, total)(rng_);
     return static_cast<int32_t>(sampling::pick_weighted(weights_.data(), block_sums_.data(), n_vocab_, r));
   }
-  cand_.clear();
-  for (int32_t i = 0; i < n_vocab_; ++i) {
-    if (logits[i] > -inf && logits[i] < inf) cand_.emplace_back(logits[i], i);
-  }
-  auto by_logit = [](const auto& a, const auto& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); };
   // cand_[0, sorted) holds the `sorted` best candidates in order.
   size_t sorted = 0;
+  cand_.clear();
+  if (p_.top_k > 0 && p_.top_k <= kSmallTopK && p_.top_k < n_vocab_) {
+    top_k_small(logits, n_vocab_, p_.top_k, &cand_);
+    sorted = cand_.size();
+  } else if (p_.top_k <= 0 && p_.top_p < 1.0f) {
+    top_p_cut(logits, max_l);
+    if (cand_.empty()) return 0;  // (cannot happen: the top token is always kept)
+  } else {
+    for (int32_t i = 0; i < n_vocab_; ++i) {
+      if (logits[i] > -inf && logits[i] < inf) cand_.emplace_back(logits[i], i);
+    }
+  }
   auto sort_prefix = [&](size_t m) {
     m = std::min(m, cand_.size());
     if (m <= sorted) return;
@@ -129,7 +231,7 @@ int32_t Sampler::sample(float* logits) {
     sort_prefix(p_.top_k);
     cand_.resize(p_.top_k);
   }
-  if (p_.top_p < 1.0f) {
+  if (p_.top_p < 1.0f && p_.top_k > 0) {
     // Probabilities at temperature 1, relative to the most likely token
     // (exp in float, sums in double).
     double sum = 0;
@@ -172,6 +274,16 @@ int32_t Sampler::sample(float* logits) {
   // The draw, at the temperature. exp in float (relative error ~1e-7 per
   // weight), sums in double.
   const float inv_t = 1.0f / p_.temperature;
+  if (cand_.size() > 1024) {  // many candidates (a wide top_p): weigh them in one vectorized pass
+    const int64_t n = static_cast<int64_t>(cand_.size());
+    weights_.resize(cand_.size());
+    block_sums_.resize((cand_.size() + sampling::kWeightBlock - 1) / sampling::kWeightBlock);
+    for (size_t i = 0; i < cand_.size(); ++i) weights_[i] = cand_[i].first;
+    const double total =
+        sampling::exp_weights(weights_.data(), n, max_l, inv_t, -inf, weights_.data(), block_sums_.data());
+    const double r = std::uniform_real_distribution<double>(0.0, total)(rng_);
+    return cand_[sampling::pick_weighted(weights_.data(), block_sums_.data(), n, r)].second;
+  }
   weights_.resize(cand_.size());
   double total = 0;
   for (size_t i = 0; i < cand_.size(); ++i) total += weights_[i] = std::exp((cand_[i].first - max_l) * inv_t);

@@ -107,6 +107,11 @@ TEST(Sampler, draws_follow_the_reference_distribution) {
     std::normal_distribution<float> nd(0.0f, 2.0f);
     for (float& l : logits) l = nd(rng);
     logits[7] = logits[8];  // a tie
+    if ((&c - cases) % 2 == 1) {
+      // Every other case on a grid of 0.5: ties everywhere, also at the
+      // top_k / top_p cuts (lower ids first) and inside top_p's buckets.
+      for (float& l : logits) l = std::round(l * 2.0f) / 2.0f;
+    }
     logits[11] = -std::numeric_limits<float>::infinity();
     logits[12] = std::numeric_limits<float>::quiet_NaN();
     const SamplingParams p = params(c.temperature, c.top_k, c.top_p, c.min_p, rng());
