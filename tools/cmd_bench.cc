@@ -29,6 +29,7 @@
 #include "bench_serve.h"
 #include "commands.h"
 #include "core/thread_pool.h"
+#include "devices/cpu/roofline.h"
 #include "model_args.h"
 #include "suanli/session.h"
 
@@ -60,44 +61,6 @@ void mean_std(const std::vector<double>& v, double* mean, double* sd) {
   double q = 0;
   for (double x : v) q += (x - *mean) * (x - *mean);
   *sd = v.size() > 1 ? std::sqrt(q / (v.size() - 1)) : 0;
-}
-
-// GB/s of a pure read of `ws` as a decode step reads them (see the top of
-// the file): the median of passes lasting ~0.1 s.
-double weights_read_gbs(const std::vector<WeightView>& ws, ThreadPool& pool) {
-  std::atomic<uint64_t> sink{0};
-  uint64_t bytes = 0;
-  for (const WeightView& w : ws) bytes += static_cast<uint64_t>(w.row_stride) * w.n_rows;
-  auto pass = [&] {
-    for (const WeightView& w : ws) {
-      const uint8_t* base = static_cast<const uint8_t*>(w.data);
-      const size_t group = w.row_stride * 16;
-      const size_t end = w.row_stride * static_cast<size_t>(w.n_rows);
-      pool.parallel_for((w.n_rows + 15) / 16, 1, [&](int64_t g0, int64_t g1) {
-        const size_t b = static_cast<size_t>(g0) * group, e = std::min(end, static_cast<size_t>(g1) * group);
-        uint64_t acc[8] = {};
-        size_t i = b;
-        for (; i + 64 <= e; i += 64) {
-          for (int l = 0; l < 8; ++l) {
-            uint64_t v;
-            std::memcpy(&v, base + i + 8 * l, 8);  // one load (the bytes may be unaligned)
-            acc[l] += v;
-          }
-        }
-        for (; i < e; ++i) acc[0] += base[i];
-        sink += acc[0] + acc[1] + acc[2] + acc[3] + acc[4] + acc[5] + acc[6] + acc[7];
-      });
-    }
-  };
-  std::vector<double> rates;
-  const auto start = Clock::now();
-  while (rates.size() < 3 || (std::chrono::duration<double>(Clock::now() - start).count() < 0.1 && rates.size() < 50)) {
-    const auto t0 = Clock::now();
-    pass();
-    rates.push_back(static_cast<double>(bytes) / std::chrono::duration<double>(Clock::now() - t0).count() / 1e9);
-  }
-  std::sort(rates.begin(), rates.end());
-  return rates[rates.size() / 2];
 }
 
 bool integer_weights(const Model& m) {
@@ -163,7 +126,7 @@ Runner add_bench(CLI::App& app) {
       // Idle pool workers spin for up to 2 ms before they sleep; the two
       // pools must not share the cores.
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
-      const double gbs = weights_read_gbs(decode_weights, *read_pool);
+      const double gbs = cpu::measure_read_gbs(*read_pool, decode_weights);
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
       return gbs;
     };

@@ -222,6 +222,42 @@ double measure_memory_bandwidth_gbs(ThreadPool& pool) {
   return rates[rates.size() / 2];
 }
 
+double measure_read_gbs(ThreadPool& pool, const std::vector<WeightView>& ws) {
+  std::atomic<uint64_t> sink{0};
+  uint64_t bytes = 0;
+  for (const WeightView& w : ws) bytes += static_cast<uint64_t>(w.row_stride) * w.n_rows;
+  auto pass = [&] {
+    for (const WeightView& w : ws) {
+      const uint8_t* base = static_cast<const uint8_t*>(w.data);
+      const size_t group = w.row_stride * 16;
+      const size_t end = w.row_stride * static_cast<size_t>(w.n_rows);
+      pool.parallel_for((w.n_rows + 15) / 16, 1, [&](int64_t g0, int64_t g1) {
+        const size_t b = static_cast<size_t>(g0) * group, e = std::min(end, static_cast<size_t>(g1) * group);
+        uint64_t acc[8] = {};
+        size_t i = b;
+        for (; i + 64 <= e; i += 64) {
+          for (int l = 0; l < 8; ++l) {
+            uint64_t v;
+            std::memcpy(&v, base + i + 8 * l, 8);  // one load (the bytes may be unaligned)
+            acc[l] += v;
+          }
+        }
+        for (; i < e; ++i) acc[0] += base[i];
+        sink += acc[0] + acc[1] + acc[2] + acc[3] + acc[4] + acc[5] + acc[6] + acc[7];
+      });
+    }
+  };
+  std::vector<double> rates;
+  const auto start = Clock::now();
+  while (rates.size() < 3 || (seconds_since(start) < 0.1 && rates.size() < 50)) {
+    const auto t0 = Clock::now();
+    pass();
+    rates.push_back(static_cast<double>(bytes) / seconds_since(t0) / 1e9);
+  }
+  std::sort(rates.begin(), rates.end());
+  return rates[rates.size() / 2];
+}
+
 double measure_peak_int8_gops(ThreadPool& pool) {
 #if SUANLI_X86
   if (has_avx512vnni()) return peak_rate<int32_t>(pool, vnni_loop) / 1e9;
