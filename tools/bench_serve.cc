@@ -158,6 +158,7 @@ std::function<int()> add_bench_serve(CLI::App* bench) {
       if (!kv_bytes) return fail(kv_bytes.status().to_string());
       KvCacheOptions kopt;
       kopt.memory_bytes = *kv_bytes;
+      kopt.commit = true;  // page faults at start, not in serving steps (KvCacheOptions)
       auto kv_or = KvCache::create(*lm.device, lm.model->info(), kopt, lm.model->layer_devices());
       if (!kv_or) return fail(kv_or.status().to_string());
       kv = std::move(*kv_or);

@@ -129,6 +129,7 @@ Runner add_serve(CLI::App& app) {
       if (!kv_bytes) return failed(kv_bytes.status());
       KvCacheOptions kopt;
       kopt.memory_bytes = *kv_bytes;
+      kopt.commit = true;  // page faults at start, not in serving steps (KvCacheOptions)
       auto kv = KvCache::create(*loaded->lm.device, loaded->lm.model->info(), kopt, loaded->lm.model->layer_devices());
       if (!kv) return failed(kv.status());
       loaded->kv = std::move(*kv);

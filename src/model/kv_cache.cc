@@ -48,6 +48,11 @@ Expected<std::unique_ptr<KvCache>> KvCache::create(Device& device, const ModelIn
   for (int64_t l = 0; l < info.n_layer; ++l) {
     SUANLI_ASSIGN_OR_RETURN(std::unique_ptr<Buffer> k, devs[l]->alloc(per_layer_block * n_blocks));
     SUANLI_ASSIGN_OR_RETURN(std::unique_ptr<Buffer> v, devs[l]->alloc(per_layer_block * n_blocks));
+    if (options.commit && devs[l]->kind() == DeviceKind::kCpu) {  // host memory: one write per 4 KiB page
+      for (Buffer* b : {k.get(), v.get()}) {
+        for (size_t off = 0; off < b->size(); off += 4096) static_cast<volatile char*>(b->data())[off] = 0;
+      }
+    }
     kv->k_.push_back(std::move(k));
     kv->v_.push_back(std::move(v));
   }
