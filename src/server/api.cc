@@ -1,6 +1,7 @@
 #include "server/api.h"
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cmath>
 
@@ -14,6 +15,8 @@ using json = nlohmann::json;
 using ojson = nlohmann::ordered_json;
 using Clock = std::chrono::steady_clock;
 
+constexpr std::string_view kModelPrefix = "/v1/models/";  // GET /v1/models/{id}
+
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 // Comparison in time independent of where the strings differ.
@@ -26,6 +29,28 @@ bool constant_time_equal(std::string_view a, std::string_view b) {
     diff |= x ^ y;
   }
   return diff == 0;
+}
+
+// %XX escapes decoded (the openai client encodes a model id's '/' as %2F);
+// a malformed escape is kept as it is.
+std::string percent_decode(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  auto hex = [](char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size() && hex(s[i + 1]) >= 0 && hex(s[i + 2]) >= 0) {
+      out += static_cast<char>(hex(s[i + 1]) * 16 + hex(s[i + 2]));
+      i += 2;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
 }
 
 HttpResponse json_response(int status, std::string body) {
@@ -60,7 +85,8 @@ class Generation : public Exchange, public std::enable_shared_from_this<Generati
       Request r = req_.base;
       r.prompt = req_.prompts[p];
       const int64_t len = static_cast<int64_t>(r.prompt.size());
-      if (!req_.max_tokens_given) r.max_tokens = static_cast<int32_t>(std::max<int64_t>(1, kv_tokens - len));
+      // 0: a chat request without max_tokens gets the rest of the context.
+      if (r.max_tokens == 0) r.max_tokens = static_cast<int32_t>(std::max<int64_t>(1, kv_tokens - len));
       auto self = shared_from_this();
       std::shared_ptr<Connection> conn = conn_;
       Expected<uint64_t> id = backend_.engine->submit(std::move(r), [self, conn, p](const Event& e) {
@@ -287,8 +313,12 @@ HttpResponse Api::error_response(int status, const std::string& message, const s
 bool Api::authorized(const HttpRequest& req) const {
   if (options_.api_key.empty()) return true;
   std::string_view auth = req.header("authorization");
-  constexpr std::string_view kBearer = "Bearer ";
-  if (auth.size() < kBearer.size() || auth.substr(0, kBearer.size()) != kBearer) return false;
+  constexpr std::string_view kBearer = "bearer ";
+  // The scheme is case-insensitive (RFC 9110 section 11.1): "bearer k" is accepted too.
+  if (auth.size() < kBearer.size()) return false;
+  for (size_t i = 0; i < kBearer.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(auth[i])) != kBearer[i]) return false;
+  }
   return constant_time_equal(auth.substr(kBearer.size()), options_.api_key);
 }
 
@@ -302,16 +332,28 @@ HttpResponse Api::health() const {
   return json_response(200, R"({"status":"ok"})");
 }
 
-HttpResponse Api::models() const {
-  const ServerBackend& b = backend_;
+ojson Api::model_json() const {
   ojson m = ojson::object();
-  m["id"] = b.model_id;
+  m["id"] = backend_.model_id;
   m["object"] = "model";
   m["created"] = started_at_;
   m["owned_by"] = "suanli";
-  m["max_model_len"] = b.max_context;
-  ojson body{{"object", "list"}, {"data", ojson::array({m})}};
+  m["max_model_len"] = backend_.max_context;
+  return m;
+}
+
+HttpResponse Api::models() const {
+  ojson body{{"object", "list"}, {"data", ojson::array({model_json()})}};
   return json_response(200, dump_json(body));
+}
+
+HttpResponse Api::model(std::string_view id) const {
+  if (id != backend_.model_id) {
+    // OpenAI's answer for a model id it does not serve.
+    return error_response(404, "The model '" + std::string(id) + "' does not exist", "invalid_request_error", "model",
+                          "model_not_found");
+  }
+  return json_response(200, dump_json(model_json()));
 }
 
 HttpResponse Api::status_json() const {
@@ -411,6 +453,7 @@ std::shared_ptr<Exchange> Api::handle(HttpRequest req, const std::shared_ptr<Con
       {"/metrics", "GET", false},
       {"/v1/status", "GET", false},
       {"/v1/models", "GET", true},
+      {kModelPrefix, "GET", true},  // /v1/models/{id}
       {"/v1/chat/completions", "POST", true},
       {"/v1/completions", "POST", true},
       {"/tokenize", "POST", true},
@@ -418,7 +461,7 @@ std::shared_ptr<Exchange> Api::handle(HttpRequest req, const std::shared_ptr<Con
   };
   const Route* route = nullptr;
   for (const Route& r : kRoutes) {
-    if (r.path == path) route = &r;
+    if (r.path == path || (r.path == kModelPrefix && path.starts_with(kModelPrefix))) route = &r;
   }
   if (!route) {
     conn->respond(error_response(404, "no route for " + std::string(path), "", "", "not_found"));
@@ -468,6 +511,10 @@ std::shared_ptr<Exchange> Api::handle(HttpRequest req, const std::shared_ptr<Con
   }
   if (path == "/v1/models") {
     conn->respond(models());
+    return nullptr;
+  }
+  if (route->path == kModelPrefix) {
+    conn->respond(model(percent_decode(path.substr(kModelPrefix.size()))));
     return nullptr;
   }
   if (path == "/tokenize" || path == "/detokenize") {

@@ -9,7 +9,9 @@
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 
 #include "server/http_types.h"
 #include "server/metrics.h"
@@ -43,7 +45,10 @@ class Api {
                               const std::string& param = "", const std::string& code = "") const;
   bool authorized(const HttpRequest& req) const;
   HttpResponse health() const;
+  nlohmann::ordered_json model_json() const;
   HttpResponse models() const;
+  // GET /v1/models/{id}: the served model, 404 model_not_found for any other id.
+  HttpResponse model(std::string_view id) const;
   HttpResponse status_json() const;
   HttpResponse tokenize(const HttpRequest& req, bool detokenize) const;
   std::shared_ptr<Exchange> start_generation(const HttpRequest& req, bool chat, const std::shared_ptr<Connection>& conn);

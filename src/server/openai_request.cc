@@ -128,11 +128,12 @@ std::optional<ApiError> render_messages(const json& body, const ParseContext& ct
     const json* content = field(m, "content");
     const bool has_tool_calls = field(m, "tool_calls") != nullptr;
     if (!content) {
-      if (!(r == "assistant" && has_tool_calls)) {
-        return bad_request(p + ".content is required (null only for an assistant message with tool_calls)",
-                           p + ".content");
-      }
-      om["content"] = nullptr;
+      // OpenAI clients send null for an assistant turn with tool_calls or a
+      // (legacy) function_call, and some histories keep an empty assistant
+      // turn as null. The template gets "": many templates concatenate
+      // content as a string and fail on null.
+      if (r != "assistant") return bad_request(p + ".content is required", p + ".content");
+      om["content"] = "";
     } else if (content->is_string()) {
       om["content"] = content->get<std::string>();
     } else if (content->is_array()) {
@@ -380,6 +381,11 @@ std::optional<ApiError> parse_completion_request(Endpoint endpoint, const json& 
     }
     if (auto e = get_bool(body, "echo", &r.echo)) return e;
     if (r.echo && r.stream) return bad_request("echo is not supported with stream", "echo");
+    // OpenAI's echo with logprobs scores the prompt tokens too; the engine
+    // computes logprobs of generated tokens only.
+    if (r.echo && r.logprobs) {
+      return bad_request("echo with logprobs is not supported (prompt tokens are not scored)", "echo");
+    }
     if (const json* bo = field(body, "best_of")) {
       if (!bo->is_number_integer() || bo->get<int64_t>() != q.n) {
         return bad_request("best_of other than n is not supported", "best_of");

@@ -128,6 +128,38 @@ def test_openai_completion_token_ids_and_batch(client, server):
     assert r.choices[0].text == r.choices[1].text
 
 
+def test_completion_without_max_tokens_stops_at_16(server):
+    got, _, data = server.request("POST", "/v1/completions", {"prompt": "Hi", "ignore_eos": True}, timeout=120)
+    assert got == 200, data
+    body = json.loads(data)
+    assert body["usage"]["completion_tokens"] == 16
+    assert body["choices"][0]["finish_reason"] == "length"
+
+
+def test_models_retrieve_served_id_and_404_for_others(server, client):
+    served = client.models.list().data[0].id
+    m = client.models.retrieve(served)
+    assert m.id == served and m.object == "model"
+    with pytest.raises(openai.NotFoundError) as e:
+        client.models.retrieve("org/not-" + served)  # '/' travels as %2F
+    err = e.value.body
+    assert err["code"] == "model_not_found" and err["param"] == "model" and "org/not-" in err["message"]
+
+
+def test_assistant_content_null_is_accepted(client):
+    history = [
+        {"role": "user", "content": "What is 6 x 7?"},
+        {"role": "assistant", "content": None,
+         "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "mul", "arguments": '{"a": 6, "b": 7}'}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "42"},
+        {"role": "assistant", "content": None, "function_call": {"name": "mul", "arguments": "{}"}},
+        {"role": "assistant", "content": None},
+        {"role": "user", "content": "And so?"},
+    ]
+    r = client.chat.completions.create(model="m", messages=history, max_tokens=2)
+    assert r.choices[0].message.role == "assistant"
+
+
 def test_models_tokenize_detokenize(server, client):
     models = client.models.list()
     assert len(models.data) == 1 and models.data[0].id
@@ -225,6 +257,7 @@ MALFORMED = [
     ("messages_wrong_type", "/v1/chat/completions", {"messages": "hi"}, 400, "messages"),
     ("unknown_role", "/v1/chat/completions", {"messages": [{"role": "wizard", "content": "x"}]}, 400, "messages[0].role"),
     ("content_wrong_type", "/v1/chat/completions", {"messages": [{"role": "user", "content": 5}]}, 400, "messages[0].content"),
+    ("echo_with_logprobs", "/v1/completions", {"prompt": "x", "echo": True, "logprobs": 1}, 400, "echo"),
     ("content_null_user", "/v1/chat/completions", {"messages": [{"role": "user", "content": None}]}, 400, "messages[0].content"),
     ("image_part", "/v1/chat/completions", {"messages": [{"role": "user", "content": [{"type": "image_url"}]}]}, 400, "messages[0].content[0].type"),
     ("max_tokens_negative", "/v1/completions", {"prompt": "x", "max_tokens": -5}, 400, "max_tokens"),
@@ -368,6 +401,8 @@ def test_api_key(suanli_bin, default_model):
         assert got == 401 and json.loads(data)["error"]["code"] == "invalid_api_key"
         got, _, _ = s.request("GET", "/v1/models", headers={"Authorization": "Bearer wrong"})
         assert got == 401
+        got, _, _ = s.request("GET", "/v1/models", headers={"Authorization": "bearer sekret"})
+        assert got == 200  # the scheme is case-insensitive
         got, _, _ = s.request("GET", "/metrics")
         assert got == 401
         assert s.health() == 200  # open for probes
