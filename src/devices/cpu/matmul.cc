@@ -345,6 +345,12 @@ void matmul(ThreadPool& pool, Workspace& ws, const float* x, int64_t n_tokens, c
                         static_cast<int>(T), g, bias ? bias + n0 : nullptr, out + n0, N)) {
         continue;
       }
+      if (is_float && T <= kMaxTileTokens && kt.fused_float_tile &&
+          kt.fused_float_tile(w.type, wbase + n0 * w.row_stride, w.row_stride, static_cast<int>(nr),
+                              reinterpret_cast<const float*>(act), static_cast<int>(T), g,
+                              bias ? bias + n0 : nullptr, out + n0, N)) {
+        continue;
+      }
       for (int64_t r = 0; r < nr; ++r) {
         const uint8_t* src = wbase + (n0 + r) * w.row_stride;
         uint8_t* dst = tile + r * wrow;

@@ -394,6 +394,70 @@ void float_tile_rc(const float* w, const float* a, const Geometry& g, const floa
   }
 }
 
+// float_tile_rc reading raw F32 / F16 / BF16 rows and converting each
+// vector in registers (the same values float_row stores, the same FMAs and
+// reduction): decode reads an F16 matrix without a store and reload of
+// every row. Needs K % 16 == 0 (no padded tail).
+struct LoadF32 {
+  static __m512 at(const uint8_t* p) { return _mm512_loadu_ps(reinterpret_cast<const float*>(p)); }
+  static constexpr int kBytes = 4;
+};
+struct LoadF16 {
+  static __m512 at(const uint8_t* p) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  }
+  static constexpr int kBytes = 2;
+};
+struct LoadBF16 {
+  static __m512 at(const uint8_t* p) {
+    const __m512i f = _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))), 16);
+    return _mm512_castsi512_ps(f);
+  }
+  static constexpr int kBytes = 2;
+};
+template <typename L, int R, int C>
+void fused_float_rc(const uint8_t* w, size_t stride, const float* a, const Geometry& g, const float* bias, float* out,
+                    int64_t ldo) {
+  const int64_t kf = g.kf;
+  __m512 acc[R][C];
+  for (int r = 0; r < R; ++r) {
+    for (int c = 0; c < C; ++c) acc[r][c] = _mm512_setzero_ps();
+  }
+  for (int64_t k = 0; k < kf; k += 16) {
+    __m512 wv[R];
+    for (int r = 0; r < R; ++r) wv[r] = L::at(w + r * stride + k * L::kBytes);
+    for (int c = 0; c < C; ++c) {
+      const __m512 xv = _mm512_loadu_ps(a + c * kf + k);
+      for (int r = 0; r < R; ++r) acc[r][c] = _mm512_fmadd_ps(wv[r], xv, acc[r][c]);
+    }
+  }
+  for (int c = 0; c < C; ++c) {
+    for (int r = 0; r < R; ++r) {
+      const float v = _mm512_reduce_add_ps(acc[r][c]);
+      out[c * ldo + r] = bias ? v + bias[r] : v;
+    }
+  }
+}
+using FusedFloatFn = void (*)(const uint8_t*, size_t, const float*, const Geometry&, const float*, float*, int64_t);
+template <typename L, int R>
+constexpr FusedFloatFn kFusedFloatRow[4] = {fused_float_rc<L, R, 1>, fused_float_rc<L, R, 2>, fused_float_rc<L, R, 3>,
+                                            fused_float_rc<L, R, 4>};
+template <typename L>
+constexpr const FusedFloatFn* kFusedFloat[4] = {kFusedFloatRow<L, 1>, kFusedFloatRow<L, 2>, kFusedFloatRow<L, 3>,
+                                                kFusedFloatRow<L, 4>};
+
+bool fused_float_tile(GgmlType type, const uint8_t* w, size_t stride, int n_rows, const float* a, int n_tok,
+                      const Geometry& g, const float* bias, float* out, int64_t ldo) {
+  if (g.k != g.kf) return false;
+  const int r = n_rows - 1, c = n_tok - 1;
+  switch (type) {
+    case GgmlType::kF32: kFusedFloat<LoadF32>[r][c](w, stride, a, g, bias, out, ldo); return true;
+    case GgmlType::kF16: kFusedFloat<LoadF16>[r][c](w, stride, a, g, bias, out, ldo); return true;
+    case GgmlType::kBF16: kFusedFloat<LoadBF16>[r][c](w, stride, a, g, bias, out, ldo); return true;
+    default: return false;
+  }
+}
+
 using IntTileFn = void (*)(const uint8_t*, const uint8_t*, const Geometry&, const float*, float*, int64_t);
 using FloatTileFn = void (*)(const float*, const float*, const Geometry&, const float*, float*, int64_t);
 
@@ -669,8 +733,8 @@ void pk_tile(GgmlType type, const uint8_t* grp, int64_t nb, const uint8_t* act, 
   }
 }
 
-const KernelTable kTable = {"avx512vnni", quantize_act, unpack_row, int_tile,       float_row,
-                            float_tile,   fused_tile,   pk_quantize_act, pk_tile};
+const KernelTable kTable = {"avx512vnni", quantize_act, unpack_row,       int_tile,        float_row, float_tile,
+                            fused_tile,   fused_float_tile, pk_quantize_act, pk_tile};
 
 }  // namespace
 
