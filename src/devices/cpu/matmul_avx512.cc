@@ -92,6 +92,9 @@ constexpr int kPrefetchBytes = SUANLI_PREFETCH_BYTES;
 // decode slower: one thread 27-28 GB/s with it, 32 without (73% / 85% of a
 // pure read of the same weights), two threads 374 -> 411 tokens/s.
 // -DSUANLI_PK_PREFETCH=1 turns it back on (for other machines).
+// Except Q5_1: its 384-byte records (exactly six lines) the hardware
+// prefetchers here do not follow: T=1 with prefetch 25 GB/s on one thread
+// (10.9 without), 33-38 on two (16-22 without); kernel bench, 2026-11-26.
 #ifndef SUANLI_PK_PREFETCH
 #define SUANLI_PK_PREFETCH 0
 #endif
@@ -576,7 +579,7 @@ void pk_tile_t(const uint8_t* grp, int64_t nb, const uint8_t* act, size_t as, co
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* hdr = grp + (b / 8) * P::kSuper;  // super-block formats
     const uint8_t* rec = P::kHeader ? hdr + P::kHeader + (b % 8) * P::kRec : grp + b * P::kRec;
-    if constexpr (NT <= 2 && kPkPrefetch) {
+    if constexpr (NT <= 2 && (kPkPrefetch || F == GgmlType::kQ5_1)) {
       for (size_t off = 0; off < P::kRec; off += 64) {
         _mm_prefetch(reinterpret_cast<const char*>(rec) + kPrefetchBytes + off, _MM_HINT_T0);
       }
