@@ -422,6 +422,19 @@ template <typename L, int R, int C>
 void fused_float_rc(const uint8_t* w, size_t stride, const float* a, const Geometry& g, const float* bias, float* out,
                     int64_t ldo) {
   const int64_t kf = g.kf;
+  if constexpr (C == 1) {
+    // One token: rows one after another, so the weights stream in address
+    // order (read side by side, R rows of ~1 KiB are R short streams that
+    // the hardware prefetchers do not pick up). Each row's chain is the one
+    // below; out-of-order execution overlaps consecutive rows' chains.
+    for (int r = 0; r < R; ++r) {
+      __m512 acc = _mm512_setzero_ps();
+      for (int64_t k = 0; k < kf; k += 16) acc = _mm512_fmadd_ps(L::at(w + r * stride + k * L::kBytes), _mm512_loadu_ps(a + k), acc);
+      const float v = _mm512_reduce_add_ps(acc);
+      out[r] = bias ? v + bias[r] : v;
+    }
+    return;
+  }
   __m512 acc[R][C];
   for (int r = 0; r < R; ++r) {
     for (int c = 0; c < C; ++c) acc[r][c] = _mm512_setzero_ps();
