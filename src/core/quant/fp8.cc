@@ -91,12 +91,6 @@ uint8_t fp32_to_e4m3(float f) {
   return sign | static_cast<uint8_t>(((exponent + 7) << 3) + (steps - 8));
 }
 
-float e8m0_to_fp32(uint8_t e) {
-  if (e == kE8M0NaN) return std::numeric_limits<float>::quiet_NaN();
-  // e = 0 is 2^-127, a float subnormal: mantissa bit 22.
-  return std::bit_cast<float>(e == 0 ? 0x00400000u : static_cast<uint32_t>(e) << 23);
-}
-
 namespace internal {
 
 void dequantize_mxfp8_e4m3(const uint8_t* src, float* dst, int64_t n) {

@@ -9,7 +9,9 @@
 // UE8M0: 8 exponent bits, no sign or mantissa: 2^(e - 127); e = 255 is NaN.
 #pragma once
 
+#include <bit>
 #include <cstdint>
+#include <limits>
 
 namespace suanli::quant {
 
@@ -24,6 +26,12 @@ float e4m3_to_fp32(uint8_t code);
 // f's sign. The sign of zero is kept.
 uint8_t fp32_to_e4m3(float f);
 // 2^(e - 127) (e = 0 gives the float subnormal 2^-127); NaN for e = 255.
-float e8m0_to_fp32(uint8_t e);
+// Inline: the CPU kernels call it once per 32-block inside vector loops,
+// where an out-of-line call spills every vector register.
+inline float e8m0_to_fp32(uint8_t e) {
+  if (e == kE8M0NaN) return std::numeric_limits<float>::quiet_NaN();
+  // e = 0 is 2^-127, a float subnormal: mantissa bit 22.
+  return std::bit_cast<float>(e == 0 ? 0x00400000u : static_cast<uint32_t>(e) << 23);
+}
 
 }  // namespace suanli::quant

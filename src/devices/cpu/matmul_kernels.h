@@ -83,7 +83,7 @@ struct KernelTable {
   bool (*fused_tile)(GgmlType type, const uint8_t* w, size_t stride, int n_rows, const uint8_t* a, int n_tok,
                      const Geometry& g, const float* bias, float* out, int64_t ldo) = nullptr;
   // Optional, for one token chunk (decode) of a float format (F32 / F16 /
-  // BF16): as float_row + float_tile for n_rows raw weight rows `stride`
+  // BF16 / MXFP8_E4M3): as float_row + float_tile for n_rows raw weight rows `stride`
   // bytes apart, converted in registers instead of through a tile,
   // bit-identical to them; false when this ISA has none for the format / K.
   bool (*fused_float_tile)(GgmlType type, const uint8_t* w, size_t stride, int n_rows, const float* a, int n_tok,
