@@ -85,6 +85,15 @@ def test_openai_chat_n2_and_logprobs(client):
             assert entry.bytes == list(entry.token.encode("utf-8", "surrogateescape")) or entry.bytes
 
 
+def test_integral_float_seed_is_the_same_seed(client):
+    # JavaScript clients send every number as a double: 7.0 is seed 7 (the
+    # Python client sends 7.0 as written).
+    def gen(seed):
+        r = client.completions.create(model="m", prompt="Once upon a time", max_tokens=8, temperature=1.0, seed=seed)
+        return r.choices[0].text
+    assert gen(7.0) == gen(7)
+
+
 def test_openai_chat_seed_reproducible(client):
     a = client.chat.completions.create(model="m", messages=CHAT, max_tokens=10, temperature=1.0, seed=123)
     b = client.chat.completions.create(model="m", messages=CHAT, max_tokens=10, temperature=1.0, seed=123)
