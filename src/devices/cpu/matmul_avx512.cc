@@ -198,6 +198,19 @@ bool unpack_row(GgmlType type, const uint8_t* src, const Geometry& g, uint8_t* d
   return true;
 }
 
+// out[c * ldo + r] = the 16-lane sum of acc[r][c] (+ bias[r]): the one
+// reduction every float-accumulating tile ends with (the fused kernels'
+// bits equal the tile path's through it).
+template <int R, int C>
+inline void store_sums(const __m512 (&acc)[R][C], const float* bias, float* out, int64_t ldo) {
+  for (int c = 0; c < C; ++c) {
+    for (int r = 0; r < R; ++r) {
+      const float v = _mm512_reduce_add_ps(acc[r][c]);
+      out[c * ldo + r] = bias ? v + bias[r] : v;
+    }
+  }
+}
+
 template <int R, int C>
 void int_tile_rc(const uint8_t* w, const uint8_t* a, const Geometry& g, const float* bias, float* out, int64_t ldo) {
   const size_t rb = g.row_bytes;
@@ -230,12 +243,7 @@ void int_tile_rc(const uint8_t* w, const uint8_t* a, const Geometry& g, const fl
       }
     }
   }
-  for (int c = 0; c < C; ++c) {
-    for (int r = 0; r < R; ++r) {
-      const float v = _mm512_reduce_add_ps(acc[r][c]);
-      out[c * ldo + r] = bias ? v + bias[r] : v;
-    }
-  }
+  store_sums<R, C>(acc, bias, out, ldo);
 }
 
 // Decode (one token chunk): the same arithmetic as unpack_row + int_tile_rc,
@@ -347,12 +355,7 @@ void fused_tile_rc(const uint8_t* wsrc, size_t stride, const uint8_t* a, const G
       for (int r = 0; r < R; ++r) acc[r][c] = _mm512_fmadd_ps(_mm512_load_ps(mo[r] + h), ht, acc[r][c]);
     }
   }
-  for (int c = 0; c < C; ++c) {
-    for (int r = 0; r < R; ++r) {
-      const float v = _mm512_reduce_add_ps(acc[r][c]);
-      out[c * ldo + r] = bias ? v + bias[r] : v;
-    }
-  }
+  store_sums<R, C>(acc, bias, out, ldo);
 }
 
 using FusedFn = void (*)(const uint8_t*, size_t, const uint8_t*, const Geometry&, const float*, float*, int64_t);
@@ -389,12 +392,7 @@ void float_tile_rc(const float* w, const float* a, const Geometry& g, const floa
       for (int r = 0; r < R; ++r) acc[r][c] = _mm512_fmadd_ps(wv[r], xv, acc[r][c]);
     }
   }
-  for (int c = 0; c < C; ++c) {
-    for (int r = 0; r < R; ++r) {
-      const float v = _mm512_reduce_add_ps(acc[r][c]);
-      out[c * ldo + r] = bias ? v + bias[r] : v;
-    }
-  }
+  store_sums<R, C>(acc, bias, out, ldo);
 }
 
 // float_tile_rc reading raw F32 / F16 / BF16 rows and converting each
@@ -474,12 +472,7 @@ void fused_float_rc(const uint8_t* w, size_t stride, const float* a, const Geome
       for (int r = 0; r < R; ++r) acc[r][c] = _mm512_fmadd_ps(wv[r], xv, acc[r][c]);
     }
   }
-  for (int c = 0; c < C; ++c) {
-    for (int r = 0; r < R; ++r) {
-      const float v = _mm512_reduce_add_ps(acc[r][c]);
-      out[c * ldo + r] = bias ? v + bias[r] : v;
-    }
-  }
+  store_sums<R, C>(acc, bias, out, ldo);
 }
 using FusedFloatFn = void (*)(const uint8_t*, size_t, const float*, const Geometry&, const float*, float*, int64_t);
 template <typename L, int R>
