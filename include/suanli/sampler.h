@@ -51,6 +51,7 @@ class Sampler {
  private:
   void apply_penalties(float* logits) const;
   void top_p_cut(const float* logits, float max_l);
+  double weigh_candidates(float max_l, float inv_t);
 
   SamplingParams p_;
   int32_t n_vocab_;

@@ -82,7 +82,8 @@ float max_finite(const float* l, int32_t n) {
 }
 
 using Cand = std::pair<float, int32_t>;
-constexpr int32_t kSmallTopK = 256;  // top_k up to this: a heap over one scan
+constexpr int32_t kSmallTopK = 256;          // top_k up to this: a heap over one scan
+constexpr size_t kVectorizedCands = 1024;    // more candidates than this: weighed vectorized
 
 // Most likely first; ties: lower id first.
 bool by_logit(const Cand& a, const Cand& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); }
@@ -178,6 +179,17 @@ void Sampler::top_p_cut(const float* l, float max_l) {
   }
 }
 
+// weights_[i] = exp((cand_[i] - max_l) * inv_t) in one vectorized pass
+// (with block_sums_ for pick_weighted); returns their sum.
+double Sampler::weigh_candidates(float max_l, float inv_t) {
+  const int64_t n = static_cast<int64_t>(cand_.size());
+  weights_.resize(cand_.size());
+  block_sums_.resize((cand_.size() + sampling::kWeightBlock - 1) / sampling::kWeightBlock);
+  for (size_t i = 0; i < cand_.size(); ++i) weights_[i] = cand_[i].first;  // the logits, weighed in place
+  return sampling::exp_weights(weights_.data(), n, max_l, inv_t, -std::numeric_limits<float>::infinity(),
+                               weights_.data(), block_sums_.data());
+}
+
 int32_t Sampler::sample(float* logits) {
   apply_penalties(logits);
   const float inf = std::numeric_limits<float>::infinity();
@@ -235,12 +247,8 @@ int32_t Sampler::sample(float* logits) {
     // Probabilities at temperature 1, relative to the most likely token
     // (exp in float, sums in double).
     double sum = 0;
-    if (cand_.size() > 1024) {  // every finite logit (no top_k, or a large one): vectorized
-      weights_.resize(cand_.size());
-      block_sums_.resize((cand_.size() + sampling::kWeightBlock - 1) / sampling::kWeightBlock);
-      float* l = weights_.data();  // the logits, then (in place) their weights
-      for (size_t i = 0; i < cand_.size(); ++i) l[i] = cand_[i].first;
-      sum = sampling::exp_weights(l, static_cast<int64_t>(cand_.size()), max_l, 1.0f, -inf, l, block_sums_.data());
+    if (cand_.size() > kVectorizedCands) {  // a large top_k
+      sum = weigh_candidates(max_l, 1.0f);
     } else {
       for (const auto& c : cand_) sum += std::exp(c.first - max_l);
     }
@@ -274,15 +282,11 @@ int32_t Sampler::sample(float* logits) {
   // The draw, at the temperature. exp in float (relative error ~1e-7 per
   // weight), sums in double.
   const float inv_t = 1.0f / p_.temperature;
-  if (cand_.size() > 1024) {  // many candidates (a wide top_p): weigh them in one vectorized pass
-    const int64_t n = static_cast<int64_t>(cand_.size());
-    weights_.resize(cand_.size());
-    block_sums_.resize((cand_.size() + sampling::kWeightBlock - 1) / sampling::kWeightBlock);
-    for (size_t i = 0; i < cand_.size(); ++i) weights_[i] = cand_[i].first;
-    const double total =
-        sampling::exp_weights(weights_.data(), n, max_l, inv_t, -inf, weights_.data(), block_sums_.data());
+  if (cand_.size() > kVectorizedCands) {  // many candidates (a wide top_p)
+    const double total = weigh_candidates(max_l, inv_t);
     const double r = std::uniform_real_distribution<double>(0.0, total)(rng_);
-    return cand_[sampling::pick_weighted(weights_.data(), block_sums_.data(), n, r)].second;
+    return cand_[sampling::pick_weighted(weights_.data(), block_sums_.data(), static_cast<int64_t>(cand_.size()), r)]
+        .second;
   }
   weights_.resize(cand_.size());
   double total = 0;
