@@ -141,7 +141,7 @@ struct Engine::Impl {
   // step's draws run in parallel (Device::host_parallel_for).
   void draw(Draw& d);
   // Then, one at a time in batch order: events, stop strings, finishing.
-  void sample(Choice& c, const Draw& d);
+  void deliver(Choice& c, const Draw& d);
   void fork(Choice& parent);
   void update_snapshot();
   Status run_step(StepPlan& plan);
@@ -394,7 +394,7 @@ void Engine::Impl::draw(Draw& d) {
   }
 }
 
-void Engine::Impl::sample(Choice& c, const Draw& d) {
+void Engine::Impl::deliver(Choice& c, const Draw& d) {
   RequestState& rs = *c.req;
   const double now = clock.now();
   if (rs.first_token_at < 0) rs.first_token_at = now;
@@ -485,7 +485,7 @@ Status Engine::Impl::run_step(StepPlan& plan) {
     }
   }
   model.device().host_parallel_for(static_cast<int64_t>(n_draws), [&](int64_t i) { draw(draws[i]); });
-  for (size_t i = 0; i < n_draws; ++i) sample(*draws[i].c, draws[i]);
+  for (size_t i = 0; i < n_draws; ++i) deliver(*draws[i].c, draws[i]);
   return Status::Ok();
 }
 
