@@ -45,6 +45,26 @@ Expected<std::unique_ptr<KvCache>> KvCache::create(Device& device, const ModelIn
     return InvalidArgument("KV memory budget too large: slot indices would overflow");
   }
   kv->n_blocks_ = static_cast<int32_t>(n_blocks);
+  if (options.commit) {
+    // Committing more than the host can back would end in the kernel's
+    // out-of-memory kill; say so instead. Per CPU device (the pools of its
+    // layers).
+    std::vector<std::pair<Device*, uint64_t>> per_dev;
+    for (int64_t l = 0; l < info.n_layer; ++l) {
+      if (devs[l]->kind() != DeviceKind::kCpu) continue;
+      auto it = std::find_if(per_dev.begin(), per_dev.end(), [&](const auto& p) { return p.first == devs[l]; });
+      if (it == per_dev.end()) it = per_dev.insert(per_dev.end(), {devs[l], 0});
+      it->second += 2 * per_layer_block * n_blocks;
+    }
+    for (const auto& [dev, bytes] : per_dev) {
+      const uint64_t avail = dev->memory().free_bytes;
+      if (avail > 0 && bytes > avail) {
+        return ResourceExhausted("KV cache of " + std::to_string(bytes >> 20) + " MiB does not fit in the " +
+                                 std::to_string(avail >> 20) + " MiB of memory available on " + dev->name() +
+                                 ": lower the KV memory budget (--kv-memory)");
+      }
+    }
+  }
   for (int64_t l = 0; l < info.n_layer; ++l) {
     SUANLI_ASSIGN_OR_RETURN(std::unique_ptr<Buffer> k, devs[l]->alloc(per_layer_block * n_blocks));
     SUANLI_ASSIGN_OR_RETURN(std::unique_ptr<Buffer> v, devs[l]->alloc(per_layer_block * n_blocks));

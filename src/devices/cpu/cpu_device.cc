@@ -4,6 +4,7 @@
 #include <sys/sysinfo.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -57,12 +58,26 @@ CpuDevice::CpuDevice(int n_threads) : pool_(n_threads) {
 
 std::string CpuDevice::name() const { return "cpu (" + cpu_model_name() + ")"; }
 
+// free_bytes: the kernel's MemAvailable (free memory plus the page cache
+// and other memory it can reclaim without swapping); sysinfo's free +
+// buffers where /proc/meminfo has no such line.
 MemoryInfo CpuDevice::memory() const {
   struct sysinfo si {};
   MemoryInfo m;
   if (sysinfo(&si) == 0) {
     m.total_bytes = static_cast<uint64_t>(si.totalram) * si.mem_unit;
     m.free_bytes = static_cast<uint64_t>(si.freeram + si.bufferram) * si.mem_unit;
+  }
+  if (std::FILE* f = std::fopen("/proc/meminfo", "r")) {
+    char line[256];
+    unsigned long long kib = 0;
+    while (std::fgets(line, sizeof line, f)) {
+      if (std::sscanf(line, "MemAvailable: %llu kB", &kib) == 1) {
+        m.free_bytes = static_cast<uint64_t>(kib) * 1024;
+        break;
+      }
+    }
+    std::fclose(f);
   }
   return m;
 }
