@@ -25,9 +25,10 @@ struct KvCacheOptions {
   uint64_t memory_bytes = 256u << 20; // budget for all layers' K and V
   // Touch every page of the CPU pools at creation (servers): the kernel's
   // first-touch zeroing then happens at start, not inside serving steps,
-  // and a budget the machine cannot back shows at start (as an out-of-memory
-  // kill) rather than mid-request. Costs 0.1-2.5 s per GiB on this VM, so
-  // one-shot commands (run, chat, bench) leave it off.
+  // and a budget over the host's available memory is a ResourceExhausted
+  // error from create() rather than an out-of-memory kill mid-request.
+  // Costs 0.1-2.5 s per GiB on this VM, so one-shot commands (run, chat,
+  // bench) leave it off.
   bool commit = false;
 };
 
