@@ -41,8 +41,12 @@ class Sampler {
 
   // Tokens that count for penalties (the prompt's, then each generated one).
   void accept(int32_t token);
-  // Picks the next token from raw logits [n_vocab]; logits is used as scratch.
+  // Picks the next token from raw logits [n_vocab]. The logits are
+  // rewritten (penalties applied in place) only when rewrites_logits().
   int32_t sample(float* logits);
+  bool rewrites_logits() const {
+    return p_.repetition_penalty != 1.0f || p_.frequency_penalty != 0.0f || p_.presence_penalty != 0.0f;
+  }
   // log-softmax of the raw logits (before penalties): the chosen token's
   // logprob and the top n alternatives, most likely first.
   static std::vector<TokenLogprob> top_logprobs(const float* logits, int32_t n_vocab, int32_t n);

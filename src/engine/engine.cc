@@ -66,7 +66,6 @@ struct Draw {
   Choice* c = nullptr;
   float* row = nullptr;
   bool shared_row = false;  // other choices (n > 1) draw from the same row
-  std::vector<float> copy;
   int32_t token = -1;
   std::vector<TokenLogprob> logprobs;  // the token's, then the top ones
 };
@@ -378,13 +377,16 @@ void Engine::Impl::fork(Choice& parent) {
 void Engine::Impl::draw(Draw& d) {
   const int32_t V = static_cast<int32_t>(model.n_vocab());
   const int32_t n_logprobs = d.c->req->req.logprobs;
-  // The sampler rewrites the row it is given (penalties, temperature). A row
-  // drawn from once, with no logprobs asked, is used in place; otherwise the
-  // draw works on its own copy and the row stays the model's distribution.
+  // The sampler rewrites the row it is given only to apply penalties. Then,
+  // if other choices draw from the same row or logprobs (of the model's
+  // distribution) are asked, it works on a copy in this thread's scratch
+  // (one row per pool thread, not one per draw: a step can draw for 64
+  // requests x 128 choices).
   float* l = d.row;
-  if (d.shared_row || n_logprobs >= 0) {
-    d.copy.assign(d.row, d.row + V);
-    l = d.copy.data();
+  if (d.c->sampler->rewrites_logits() && (d.shared_row || n_logprobs >= 0)) {
+    thread_local std::vector<float> scratch;
+    scratch.assign(d.row, d.row + V);
+    l = scratch.data();
   }
   d.token = d.c->sampler->sample(l);
   d.logprobs.clear();

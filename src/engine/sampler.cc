@@ -194,7 +194,9 @@ int32_t Sampler::sample(float* logits) {
   apply_penalties(logits);
   const float inf = std::numeric_limits<float>::infinity();
   const float max_l = max_finite(logits, n_vocab_);
-  if (p_.temperature <= 0) {
+  // Greedy also for temperatures whose inverse overflows (below ~3e-39):
+  // the weights would be inf * 0 = NaN.
+  if (p_.temperature <= 0 || !std::isfinite(1.0f / p_.temperature)) {
     // Greedy: the first index of the largest finite logit (0 if none).
     if (max_l == -inf) return 0;
     return static_cast<int32_t>(std::find(logits, logits + n_vocab_, max_l) - logits);
@@ -205,8 +207,15 @@ int32_t Sampler::sample(float* logits) {
     // No cut needs an order (the OpenAI API's defaults: temperature 1,
     // top_p 1): one vectorized pass weighs every logit in id order, min_p
     // as a floor, and the draw walks per-64 block sums, then one block.
-    const float floor =
-        p_.min_p > 0 ? static_cast<float>(std::log(static_cast<double>(p_.min_p))) : -inf;
+    // The slow path keeps (double)(l - max) >= log(min_p); l - max is a
+    // float, so the same set is rel >= the smallest float not below
+    // log(min_p): round the floor up, never down.
+    float floor = -inf;
+    if (p_.min_p > 0) {
+      const double lf = std::log(static_cast<double>(p_.min_p));
+      floor = static_cast<float>(lf);
+      if (static_cast<double>(floor) < lf) floor = std::nextafter(floor, inf);
+    }
     weights_.resize(n_vocab_);
     block_sums_.resize((n_vocab_ + sampling::kWeightBlock - 1) / sampling::kWeightBlock);
     const double total =

@@ -333,11 +333,13 @@ std::optional<ApiError> parse_completion_request(Endpoint endpoint, const json& 
   if (auto e = get_float(body, "repetition_penalty", 0, 10, true, &q.sampling.repetition_penalty)) return e;
   if (const json* s = field(body, "seed")) {
     if (s->is_number_float()) {  // 7.0 is an integer too (JavaScript clients send numbers as doubles)
+      // Integral values in [-2^63, 2^64), as the integer form accepts (both
+      // casts are then defined).
       const double d = s->get<double>();
-      if (!std::isfinite(d) || d != std::floor(d) || std::fabs(d) > 0x1p63) {
+      if (!std::isfinite(d) || d != std::floor(d) || d < -0x1p63 || d >= 0x1p64) {
         return bad_request("seed must be an integer", "seed");
       }
-      q.sampling.seed = static_cast<uint64_t>(static_cast<int64_t>(d));
+      q.sampling.seed = d < 0 ? static_cast<uint64_t>(static_cast<int64_t>(d)) : static_cast<uint64_t>(d);
     } else if (s->is_number_integer()) {
       q.sampling.seed = s->is_number_unsigned() ? s->get<uint64_t>() : static_cast<uint64_t>(s->get<int64_t>());
     } else {

@@ -92,6 +92,9 @@ def test_integral_float_seed_is_the_same_seed(client):
         r = client.completions.create(model="m", prompt="Once upon a time", max_tokens=8, temperature=1.0, seed=seed)
         return r.choices[0].text
     assert gen(7.0) == gen(7)
+    assert gen(2.0 ** 63) == gen(2 ** 63)  # the largest magnitudes, as the integer form takes them
+    with pytest.raises(openai.BadRequestError):
+        gen(2.0 ** 64)
 
 
 def test_openai_chat_seed_reproducible(client):

@@ -9,7 +9,9 @@
 #include <cstring>
 #include <fstream>
 #include <new>
+#include <optional>
 #include <string_view>
+#include <utility>
 
 #include "devices/cpu/reference.h"
 #include "devices/cpu/roofline.h"
@@ -58,9 +60,24 @@ CpuDevice::CpuDevice(int n_threads) : pool_(n_threads) {
 
 std::string CpuDevice::name() const { return "cpu (" + cpu_model_name() + ")"; }
 
+namespace {
+// The first unsigned number in a file (cgroup limits; "max" reads as none).
+std::optional<uint64_t> read_u64(const char* path) {
+  std::FILE* f = std::fopen(path, "r");
+  if (!f) return std::nullopt;
+  unsigned long long v = 0;
+  const bool ok = std::fscanf(f, "%llu", &v) == 1;
+  std::fclose(f);
+  if (!ok) return std::nullopt;
+  return static_cast<uint64_t>(v);
+}
+}  // namespace
+
 // free_bytes: the kernel's MemAvailable (free memory plus the page cache
-// and other memory it can reclaim without swapping); sysinfo's free +
-// buffers where /proc/meminfo has no such line.
+// and other memory it can reclaim without swapping; sysinfo's free +
+// buffers where /proc/meminfo has no such line), capped by this process's
+// memory cgroup (a container's --memory limit) minus its usage, for cgroup
+// v2 and v1. The cgroup's usage counts its page cache, so the cap errs low.
 MemoryInfo CpuDevice::memory() const {
   struct sysinfo si {};
   MemoryInfo m;
@@ -78,6 +95,16 @@ MemoryInfo CpuDevice::memory() const {
       }
     }
     std::fclose(f);
+  }
+  const std::pair<const char*, const char*> cgroups[] = {
+      {"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"},
+      {"/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes"}};
+  for (const auto& [limit_path, usage_path] : cgroups) {
+    const std::optional<uint64_t> limit = read_u64(limit_path), usage = read_u64(usage_path);
+    if (!limit || !usage || *limit >= (uint64_t{1} << 60)) continue;  // no limit ("max", or v1's huge value)
+    const uint64_t headroom = *limit > *usage ? *limit - *usage : 0;
+    m.free_bytes = std::min(m.free_bytes, headroom);
+    break;
   }
   return m;
 }

@@ -174,6 +174,33 @@ TEST(Sampler, a_large_vocabulary_without_cuts_matches_the_softmax) {
   }
 }
 
+TEST(Sampler, a_temperature_too_small_to_invert_is_greedy) {
+  // 1 / 1e-39 overflows float: weights would be inf * 0 = NaN. Every cut
+  // must still give the argmax, as temperature -> 0 does.
+  std::mt19937 rng(std::random_device{}());
+  std::vector<float> logits(2000);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  for (float& l : logits) l = nd(rng);
+  logits[1000] = 10.0f;
+  for (const SamplingParams& p : {params(1e-39f, 40, 1.0f, 0.0f, 1), params(1e-39f, 0, 0.9f, 0.0f, 2),
+                                  params(1e-39f, 500, 0.9f, 0.0f, 3), params(1e-39f, 0, 1.0f, 0.0f, 4)}) {
+    EXPECT_EQ(draw_counts(logits, p, 20)[1000], 20) << "top_k " << p.top_k << " top_p " << p.top_p;
+  }
+}
+
+TEST(Sampler, min_p_cuts_the_same_tokens_with_and_without_other_cuts) {
+  // p1 / p0 = exp(float(log 0.1)) = 0.099999997 < min_p = 0.1: token 1 is
+  // cut by the chain's rule (logit - max >= log min_p, in double), whether
+  // the draw takes the vectorized no-cut path (top_k 0) or the candidate
+  // path (top_k 3).
+  const std::vector<float> logits = {0.0f, static_cast<float>(std::log(0.1)), -50.0f, -50.0f};
+  for (int top_k : {0, 3}) {
+    const std::vector<int> count = draw_counts(logits, params(1.0f, top_k, 1.0f, 0.1f, 9), 20000);
+    EXPECT_EQ(count[1], 0) << "top_k " << top_k;
+    EXPECT_EQ(count[0], 20000) << "top_k " << top_k;
+  }
+}
+
 TEST(Sampler, greedy_takes_the_first_largest_finite_logit) {
   Sampler s(SamplingParams::greedy(), 6);
   const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
