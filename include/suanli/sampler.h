@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <random>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "suanli/status.h"
@@ -24,6 +25,10 @@ struct SamplingParams {
   float presence_penalty = 0.0f;   // OpenAI semantics: - (count > 0) * p
   int32_t penalty_last_n = 64;     // tokens the penalties look back over (-1: all)
   uint64_t seed = 0;
+  // Added to a token's logit before the penalties and every cut (OpenAI's
+  // logit_bias: -100 in practice bans a token, +100 forces it). Token ids
+  // must be below the vocabulary size (the Sampler ignores others).
+  std::vector<std::pair<int32_t, float>> logit_bias;
 
   // Range checks with messages naming the parameter.
   Status validate() const;
@@ -42,10 +47,12 @@ class Sampler {
   // Tokens that count for penalties (the prompt's, then each generated one).
   void accept(int32_t token);
   // Picks the next token from raw logits [n_vocab]. The logits are
-  // rewritten (penalties applied in place) only when rewrites_logits().
+  // rewritten (logit bias and penalties applied in place) only when
+  // rewrites_logits().
   int32_t sample(float* logits);
   bool rewrites_logits() const {
-    return p_.repetition_penalty != 1.0f || p_.frequency_penalty != 0.0f || p_.presence_penalty != 0.0f;
+    return p_.repetition_penalty != 1.0f || p_.frequency_penalty != 0.0f || p_.presence_penalty != 0.0f ||
+           !p_.logit_bias.empty();
   }
   // log-softmax of the raw logits (before penalties): the chosen token's
   // logprob and the top n alternatives, most likely first.

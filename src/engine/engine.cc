@@ -200,6 +200,12 @@ Expected<uint64_t> Engine::submit(Request request, EventCallback on_event) {
     return InvalidArgument("top_logprobs must be 0 to " + std::to_string(kMaxTopLogprobs));
   }
   SUANLI_RETURN_IF_ERROR(request.sampling.validate());
+  for (const auto& [id, bias] : request.sampling.logit_bias) {
+    if (id >= vocab) {
+      return InvalidArgument("logit_bias token id " + std::to_string(id) + " is outside the vocabulary [0, " +
+                             std::to_string(vocab) + ")");
+    }
+  }
   const int64_t prompt = static_cast<int64_t>(request.prompt.size());
   const int64_t need = prompt + request.max_tokens;
   if (need > s.config.max_context) {

@@ -18,6 +18,10 @@ Status SamplingParams::validate() const {
   if (!(frequency_penalty >= -2 && frequency_penalty <= 2)) return bad("frequency_penalty must be in [-2, 2]");
   if (!(presence_penalty >= -2 && presence_penalty <= 2)) return bad("presence_penalty must be in [-2, 2]");
   if (penalty_last_n < -1) return bad("penalty_last_n must be >= -1");
+  for (const auto& [tok, bias] : logit_bias) {
+    if (tok < 0) return bad("logit_bias token ids must be >= 0");
+    if (!(bias >= -100 && bias <= 100)) return bad("logit_bias values must be in [-100, 100]");
+  }
   return Status::Ok();
 }
 
@@ -35,6 +39,11 @@ Sampler::Sampler(const SamplingParams& params, int32_t n_vocab) : p_(params), n_
 void Sampler::accept(int32_t token) { history_.push_back(token); }
 
 void Sampler::apply_penalties(float* logits) const {
+  // The bias first, as OpenAI, vLLM and llama.cpp apply it: a penalty then
+  // acts on the biased logit.
+  for (const auto& [tok, bias] : p_.logit_bias) {
+    if (tok >= 0 && tok < n_vocab_) logits[tok] += bias;
+  }
   if (p_.repetition_penalty == 1.0f && p_.frequency_penalty == 0.0f && p_.presence_penalty == 0.0f) return;
   size_t start = 0;
   if (p_.penalty_last_n >= 0 && history_.size() > static_cast<size_t>(p_.penalty_last_n)) {

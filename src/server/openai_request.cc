@@ -96,6 +96,34 @@ std::optional<ApiError> check_token_ids(const json& arr, const char* param, cons
   return std::nullopt;
 }
 
+// logit_bias: {"token id": bias in [-100, 100]}, as OpenAI takes it (keys
+// are decimal token ids, since JSON keys are strings).
+std::optional<ApiError> parse_logit_bias(const json& body, const ParseContext& ctx,
+                                         std::vector<std::pair<int32_t, float>>* out) {
+  const json* lb = field(body, "logit_bias");
+  if (!lb) return std::nullopt;
+  if (!lb->is_object()) return bad_request("logit_bias must be an object of token id -> bias", "logit_bias");
+  const int64_t vocab = ctx.tokenizer->n_vocab();
+  for (const auto& [key, value] : lb->items()) {
+    int64_t id = 0;
+    bool ok = !key.empty() && key.size() <= 10;
+    for (const char c : key) {
+      ok = ok && c >= '0' && c <= '9';
+      if (ok) id = id * 10 + (c - '0');
+    }
+    if (!ok || id >= vocab) {
+      return bad_request("logit_bias key '" + key + "' is not a token id in [0, " + std::to_string(vocab) + ")",
+                         "logit_bias");
+    }
+    if (!value.is_number() || !std::isfinite(value.get<double>()) || value.get<double>() < -100 ||
+        value.get<double>() > 100) {
+      return bad_request("logit_bias values must be numbers in [-100, 100]", "logit_bias");
+    }
+    out->emplace_back(static_cast<int32_t>(id), static_cast<float>(value.get<double>()));
+  }
+  return std::nullopt;
+}
+
 std::vector<int32_t> encode_prompt(const ParseContext& ctx, const std::string& text, bool parse_special) {
   std::vector<int32_t> ids = ctx.tokenizer->encode(text, /*add_special=*/true, parse_special);
   // The template may already start with the BOS text; do not double it.
@@ -372,6 +400,7 @@ std::optional<ApiError> parse_completion_request(Endpoint endpoint, const json& 
     if (!u->is_string()) return bad_request("user must be a string", "user");
   }
   if (auto e = get_bool(body, "ignore_eos", &q.ignore_eos)) return e;
+  if (auto e = parse_logit_bias(body, ctx, &q.sampling.logit_bias)) return e;
 
   if (endpoint == Endpoint::kChat) {
     if (auto e = get_bool(body, "logprobs", &r.logprobs)) return e;

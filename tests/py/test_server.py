@@ -140,6 +140,32 @@ def test_openai_completion_token_ids_and_batch(client, server):
     assert r.choices[0].text == r.choices[1].text
 
 
+def test_logit_bias_bans_and_forces_tokens(client, server):
+    prompt = "The capital of France is"
+
+    def first_ids(**kw):
+        r = client.completions.create(model="m", prompt=prompt, max_tokens=4, temperature=0, **kw)
+        _, _, body = server.request("POST", "/tokenize", {"prompt": r.choices[0].text, "add_special": False})
+        return r.choices[0].text, json.loads(body)["tokens"]
+
+    text, ids = first_ids()
+    # Banning the greedy first token changes the first token.
+    banned_text, banned_ids = first_ids(logit_bias={str(ids[0]): -100})
+    assert banned_ids[0] != ids[0], (text, banned_text)
+    # +100 forces a token, under sampling too.
+    _, _, body = server.request("POST", "/tokenize", {"prompt": " banana", "add_special": False})
+    forced = json.loads(body)["tokens"][-1]
+    r = client.completions.create(model="m", prompt=prompt, max_tokens=5, temperature=1.0, seed=3,
+                                  logit_bias={str(forced): 100})
+    _, _, body = server.request("POST", "/detokenize", {"tokens": [forced] * 5})
+    assert r.choices[0].text == json.loads(body)["prompt"]
+    # Malformed biases are 400s naming the parameter.
+    for bad in ({"abc": 1}, {"-1": 1}, {"1": 101}, {"1": "x"}, {"99999999": 1}, [1, 2]):
+        got, _, data = server.request("POST", "/v1/completions", {"prompt": prompt, "max_tokens": 1, "logit_bias": bad})
+        assert got == 400, (bad, data)
+        assert json.loads(data)["error"]["param"] == "logit_bias"
+
+
 def test_completion_without_max_tokens_stops_at_16(server):
     got, _, data = server.request("POST", "/v1/completions", {"prompt": "Hi", "ignore_eos": True}, timeout=120)
     assert got == 200, data
