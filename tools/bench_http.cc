@@ -121,22 +121,42 @@ Expected<HttpTarget> parse_http_url(const std::string& url) {
   return t;
 }
 
-Expected<int64_t> server_vocab_size(const HttpTarget& t) {
+namespace {
+
+// GET path (a body without chunked framing, read to the connection's close)
+// as JSON; discarded when it is not a 200 or not JSON.
+nlohmann::json get_json(const HttpTarget& t, const char* path, std::string* status_line) {
   Socket s;
-  SUANLI_RETURN_IF_ERROR(s.connect(t));
-  SUANLI_RETURN_IF_ERROR(s.send_all(request_text(t, "GET", "/v1/status", "")));
+  if (!s.connect(t).ok() || !s.send_all(request_text(t, "GET", path, "")).ok()) return nlohmann::json::value_t::discarded;
   std::string buf;
   while (s.recv_some(&buf)) {
   }
+  *status_line = buf.substr(0, buf.find("\r\n"));
   const size_t head_end = buf.find("\r\n\r\n");
-  if (head_end == std::string::npos || buf.compare(0, 12, "HTTP/1.1 200") != 0) {
-    return IoError("GET /v1/status failed: " + buf.substr(0, buf.find("\r\n")));
+  if (head_end == std::string::npos || buf.compare(0, 12, "HTTP/1.1 200") != 0) return nlohmann::json::value_t::discarded;
+  return nlohmann::json::parse(buf.substr(head_end + 4), nullptr, false);
+}
+
+}  // namespace
+
+Expected<int64_t> server_vocab_size(const HttpTarget& t) {
+  // suanli: GET /v1/status has n_vocab.
+  std::string status_line;
+  nlohmann::json j = get_json(t, "/v1/status", &status_line);
+  if (!j.is_discarded() && j.contains("n_vocab") && j["n_vocab"].is_number_integer()) return j["n_vocab"].get<int64_t>();
+  // llama.cpp's llama-server: GET /v1/models has data[0].meta.n_vocab (for
+  // comparisons on the same machine, bench/results/peer-*.md).
+  std::string models_line;
+  nlohmann::json m = get_json(t, "/v1/models", &models_line);
+  if (!m.is_discarded() && m.contains("data") && m["data"].is_array() && !m["data"].empty()) {
+    const nlohmann::json& d0 = m["data"][0];
+    if (d0.is_object() && d0.contains("meta") && d0["meta"].is_object() && d0["meta"].contains("n_vocab") &&
+        d0["meta"]["n_vocab"].is_number_integer()) {
+      return d0["meta"]["n_vocab"].get<int64_t>();
+    }
   }
-  nlohmann::json j = nlohmann::json::parse(buf.substr(head_end + 4), nullptr, false);
-  if (j.is_discarded() || !j.contains("n_vocab") || !j["n_vocab"].is_number_integer()) {
-    return IoError("the server is not ready (no n_vocab in /v1/status)");
-  }
-  return j["n_vocab"].get<int64_t>();
+  return IoError("the server's vocabulary size is unknown: no n_vocab in GET /v1/status (" + status_line +
+                 ") nor in GET /v1/models' data[0].meta (" + models_line + ")");
 }
 
 void stream_completion(const HttpTarget& t, const Request& r, const EventCallback& on_event) {

@@ -45,7 +45,12 @@ Runner add_quantize(CLI::App& app) {
     Expected<GgufFile> in = GgufFile::open(a->in);
     if (!in) return fail(in.status().to_string());
     GgufWriter w;
-    for (const auto& [k, v] : in->metadata()) w.set(k, v);
+    // general.file_type says what the file now mostly holds (other tools
+    // name the model by it); dropped where llama.cpp defines no value.
+    for (const auto& [k, v] : in->metadata()) {
+      if (k != "general.file_type") w.set(k, v);
+    }
+    if (std::optional<uint32_t> ft = gguf_file_type(*type)) w.set("general.file_type", *ft);
     for (const GgufTensorInfo& t : in->tensors()) {
       const bool matrix = t.shape.size() == 2 && !(a->keep_embedding && t.name == "token_embd.weight");
       if (!matrix || !quant::can_dequantize(t.type)) {

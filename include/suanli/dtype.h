@@ -66,6 +66,11 @@ std::string_view ggml_type_name(GgmlType type);
 // MXFP8_E4M3); nullopt if unknown.
 std::optional<GgmlType> parse_ggml_type(std::string_view name);
 
+// The `general.file_type` value (llama.cpp's llama_ftype, "mostly T") of a
+// model whose matrices are all in `type`; nullopt where llama.cpp defines
+// none (MXFP8). K-quants map to the "_S" variants (one type throughout).
+std::optional<uint32_t> gguf_file_type(GgmlType type);
+
 // Bytes occupied by n elements (n a multiple of the block size).
 inline int64_t row_bytes(GgmlType type, int64_t n) {
   const GgmlTypeTraits& t = traits(type);

@@ -85,4 +85,23 @@ std::optional<GgmlType> parse_ggml_type(std::string_view name) {
   return std::nullopt;
 }
 
+std::optional<uint32_t> gguf_file_type(GgmlType type) {
+  switch (type) {
+    case GgmlType::kF32: return 0;
+    case GgmlType::kF16: return 1;
+    case GgmlType::kQ4_0: return 2;
+    case GgmlType::kQ4_1: return 3;
+    case GgmlType::kQ8_0: return 7;
+    case GgmlType::kQ5_0: return 8;
+    case GgmlType::kQ5_1: return 9;
+    case GgmlType::kQ2_K: return 10;
+    case GgmlType::kQ3_K: return 11;
+    case GgmlType::kQ4_K: return 14;
+    case GgmlType::kQ5_K: return 16;
+    case GgmlType::kQ6_K: return 18;
+    case GgmlType::kBF16: return 32;
+    default: return std::nullopt;
+  }
+}
+
 }  // namespace suanli

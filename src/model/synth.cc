@@ -246,6 +246,7 @@ Status synth_model(const SynthOptions& opt) {
   w.set("general.name", "synth " + shape->name);
   w.set("general.description", std::string("random weights from suanli synth (seed ") + std::to_string(opt.seed) + ")");
   w.set("general.quantization_version", uint32_t{2});
+  if (std::optional<uint32_t> ft = gguf_file_type(t)) w.set("general.file_type", *ft);
   w.set(arch + ".block_count", static_cast<uint32_t>(n_layer));
   w.set(arch + ".context_length", static_cast<uint32_t>(shape->n_ctx));
   w.set(arch + ".embedding_length", static_cast<uint32_t>(shape->n_embd));
