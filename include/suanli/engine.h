@@ -58,6 +58,10 @@ struct EngineConfig {
   bool prefix_cache = true;
 };
 
+// What a choice's text must be: anything, or one JSON object (OpenAI's
+// response_format json_object; engine/json_constraint.h).
+enum class ResponseFormat { kText, kJsonObject };
+
 struct Request {
   std::vector<int32_t> prompt;  // token ids (the server tokenizes)
   SamplingParams sampling;
@@ -67,6 +71,9 @@ struct Request {
   int32_t logprobs = -1;          // -1: none; k >= 0: chosen token's logprob and top k alternatives
   ScenarioClass scenario = ScenarioClass::kInteractive;
   bool ignore_eos = false;
+  // kJsonObject: every choice's text is a prefix of one JSON object and ends
+  // (with `stop`) when the object is complete; not with ignore_eos.
+  ResponseFormat response_format = ResponseFormat::kText;
 };
 
 enum class FinishReason { kStop, kLength, kAbort };

@@ -9,6 +9,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "engine/json_constraint.h"
 #include "engine/scheduler.h"
 #include "engine/stop_matcher.h"
 #include "suanli/block_manager.h"
@@ -56,6 +57,7 @@ struct Choice : SchedSeq {
   std::unique_ptr<Sampler> sampler;
   std::unique_ptr<StreamDecoder> decoder;
   std::unique_ptr<StopMatcher> stop;
+  std::unique_ptr<JsonConstraint> json;  // response_format json_object
   int32_t generated = 0;
   bool finished = false;
 };
@@ -139,6 +141,12 @@ struct Engine::Impl {
   // Draws d's token: touches only d and its choice's sampler, so the
   // step's draws run in parallel (Device::host_parallel_for).
   void draw(Draw& d);
+  // Built on the first JSON request (loop thread), then shared.
+  std::shared_ptr<const TokenTable> token_table() {
+    if (!token_table_) token_table_ = std::make_shared<const TokenTable>(*tok);
+    return token_table_;
+  }
+  std::shared_ptr<const TokenTable> token_table_;
   // Then, one at a time in batch order: events, stop strings, finishing.
   void deliver(Choice& c, const Draw& d);
   void fork(Choice& parent);
@@ -200,6 +208,9 @@ Expected<uint64_t> Engine::submit(Request request, EventCallback on_event) {
     return InvalidArgument("top_logprobs must be 0 to " + std::to_string(kMaxTopLogprobs));
   }
   SUANLI_RETURN_IF_ERROR(request.sampling.validate());
+  if (request.response_format == ResponseFormat::kJsonObject && request.ignore_eos) {
+    return InvalidArgument("a JSON response ends with the object; ignore_eos cannot be combined with it");
+  }
   for (const auto& [id, bias] : request.sampling.logit_bias) {
     if (id >= vocab) {
       return InvalidArgument("logit_bias token id " + std::to_string(id) + " is outside the vocabulary [0, " +
@@ -302,6 +313,7 @@ void Engine::Impl::admit(std::unique_ptr<RequestState> rs) {
   for (int32_t t : rs->req.prompt) c->sampler->accept(t);
   c->decoder = std::make_unique<StreamDecoder>(tok);
   c->stop = std::make_unique<StopMatcher>(rs->req.stop);
+  if (rs->req.response_format == ResponseFormat::kJsonObject) c->json = std::make_unique<JsonConstraint>(token_table());
   sched.add(c.get());
   rs->choices.push_back(std::move(c));
   const uint64_t id = rs->id;
@@ -375,6 +387,7 @@ void Engine::Impl::fork(Choice& parent) {
     for (int32_t t : rs.req.prompt) c->sampler->accept(t);
     c->decoder = std::make_unique<StreamDecoder>(tok);
     c->stop = std::make_unique<StopMatcher>(rs.req.stop);
+    if (rs.req.response_format == ResponseFormat::kJsonObject) c->json = std::make_unique<JsonConstraint>(token_table());
     sched.adopt_running(c.get());
     rs.choices.push_back(std::move(c));
   }
@@ -388,13 +401,22 @@ void Engine::Impl::draw(Draw& d) {
   // distribution) are asked, it works on a copy in this thread's scratch
   // (one row per pool thread, not one per draw: a step can draw for 64
   // requests x 128 choices).
+  // A JSON choice always draws from a copy: a token the constraint refuses
+  // is drawn again from the pristine row with every refused token masked.
   float* l = d.row;
-  if (d.c->sampler->rewrites_logits() && (d.shared_row || n_logprobs >= 0)) {
-    thread_local std::vector<float> scratch;
+  JsonConstraint* json = d.c->json.get();
+  thread_local std::vector<float> scratch;
+  if (json || (d.c->sampler->rewrites_logits() && (d.shared_row || n_logprobs >= 0))) {
     scratch.assign(d.row, d.row + V);
     l = scratch.data();
   }
   d.token = d.c->sampler->sample(l);
+  if (json && !json->allows(d.token)) {
+    scratch.assign(d.row, d.row + V);
+    // Nothing allowed cannot happen with a vocabulary that spells JSON's
+    // bytes; should it, the choice ends (an end-of-generation token).
+    d.token = json->mask(scratch.data()) > 0 ? d.c->sampler->sample(scratch.data()) : tok->eos();
+  }
   d.logprobs.clear();
   if (n_logprobs >= 0) {
     d.logprobs.push_back({d.token, Sampler::logprob_of(d.row, V, d.token)});
@@ -410,6 +432,10 @@ void Engine::Impl::deliver(Choice& c, const Draw& d) {
   e.kind = Event::Kind::kToken;
   e.index = c.index;
   const int32_t token = d.token;
+  if (token < 0) {  // no token could be drawn (draw())
+    finish(c, FinishReason::kStop, true);
+    return;
+  }
   c.generated++;
   generated_total++;
   if (rs.req.logprobs >= 0) e.top_logprobs = d.logprobs;
@@ -418,6 +444,7 @@ void Engine::Impl::deliver(Choice& c, const Draw& d) {
     return;
   }
   c.sampler->accept(token);
+  if (c.json) c.json->accept(token);
   e.ids.push_back(token);
   bool stopped = false;
   e.text = c.stop->push(c.decoder->push(token), &stopped);

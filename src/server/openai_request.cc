@@ -401,6 +401,21 @@ std::optional<ApiError> parse_completion_request(Endpoint endpoint, const json& 
   }
   if (auto e = get_bool(body, "ignore_eos", &q.ignore_eos)) return e;
   if (auto e = parse_logit_bias(body, ctx, &q.sampling.logit_bias)) return e;
+  if (const json* rf = field(body, "response_format")) {
+    const json* type = rf->is_object() ? field(*rf, "type") : nullptr;
+    if (!type || !type->is_string()) {
+      return bad_request("response_format must be an object with a string type", "response_format");
+    }
+    const std::string t = type->get<std::string>();
+    if (t == "json_object") {
+      if (q.ignore_eos) return bad_request("response_format json_object cannot be combined with ignore_eos", "response_format");
+      q.response_format = ResponseFormat::kJsonObject;
+    } else if (t == "json_schema") {
+      return bad_request("response_format json_schema is not supported (json_object is)", "response_format");
+    } else if (t != "text") {
+      return bad_request("response_format type '" + t + "' is not one of text, json_object", "response_format");
+    }
+  }
 
   if (endpoint == Endpoint::kChat) {
     if (auto e = get_bool(body, "logprobs", &r.logprobs)) return e;

@@ -166,6 +166,40 @@ def test_logit_bias_bans_and_forces_tokens(client, server):
         assert json.loads(data)["error"]["param"] == "logit_bias"
 
 
+def test_response_format_json_object(client, server):
+    ask = [{"role": "user", "content": "Describe a cat with its name, age and colour."}]
+    done = 0
+    for seed in range(4):
+        r = client.chat.completions.create(model="m", messages=ask, max_tokens=120, seed=seed,
+                                           temperature=0 if seed == 0 else 1.0,
+                                           response_format={"type": "json_object"})
+        c = r.choices[0]
+        if c.finish_reason == "stop":
+            assert isinstance(json.loads(c.message.content), dict), c.message.content
+            done += 1
+        else:
+            assert c.message.content.lstrip().startswith("{"), c.message.content
+    assert done > 0
+    # Streamed deltas join to the same object as the whole response (greedy).
+    whole = client.chat.completions.create(model="m", messages=ask, max_tokens=120, temperature=0,
+                                           response_format={"type": "json_object"})
+    parts = client.chat.completions.create(model="m", messages=ask, max_tokens=120, temperature=0, stream=True,
+                                           response_format={"type": "json_object"})
+    assert "".join(ch.choices[0].delta.content or "" for ch in parts if ch.choices) == whole.choices[0].message.content
+    # text is the default; json_schema is refused rather than ignored.
+    ok = client.chat.completions.create(model="m", messages=ask, max_tokens=2, response_format={"type": "text"})
+    assert ok.choices[0].message.content is not None
+    for bad in ({"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}},
+                {"type": "yaml"}, "json_object", {"type": 3}):
+        got, _, data = server.request("POST", "/v1/chat/completions",
+                                      {"messages": ask, "max_tokens": 2, "response_format": bad})
+        assert got == 400, (bad, data)
+        assert json.loads(data)["error"]["param"] == "response_format"
+    got, _, data = server.request("POST", "/v1/chat/completions", {"messages": ask, "max_tokens": 2, "ignore_eos": True,
+                                                                 "response_format": {"type": "json_object"}})
+    assert got == 400, data
+
+
 def test_completion_without_max_tokens_stops_at_16(server):
     got, _, data = server.request("POST", "/v1/completions", {"prompt": "Hi", "ignore_eos": True}, timeout=120)
     assert got == 200, data

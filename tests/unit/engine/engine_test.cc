@@ -1,5 +1,5 @@
 // The serving engine on the default model: batch invariance, the prefix
-// cache, preemption, cancellation, n > 1 and stop strings. Skips (with a
+// cache, preemption, cancellation, n > 1, stop strings and JSON responses. Skips (with a
 // message) when the default model is not cached; `make test` fetches it
 // before running the tests.
 #include "suanli/engine.h"
@@ -8,13 +8,15 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <thread>
 
+#include "engine/json_constraint.h"
 #include "suanli/kv_cache.h"
 #include "suanli/model.h"
-#include "unit/default_model.h"
 #include "suanli/tokenizer.h"
+#include "unit/default_model.h"
 
 namespace suanli {
 namespace {
@@ -297,6 +299,51 @@ TEST(Engine, stop_strings_end_generation_without_being_emitted) {
   EXPECT_EQ(cut.finish, FinishReason::kStop);
   EXPECT_EQ(cut.text, full.text.substr(0, full.text.find(stop)));
   EXPECT_EQ(cut.text.find(stop), std::string::npos);
+}
+
+TEST(Engine, json_object_requests_give_json_objects_batched_as_alone) {
+  // response_format json_object: whatever the prompt, each choice's text is
+  // a prefix of one JSON object (nlohmann::json, an independent parser, reads
+  // it whole when the choice ends with `stop`), and the draws stay batch
+  // invariant (a constrained redraw depends only on the choice's own row).
+  REQUIRE_MODEL();
+  const unsigned seed = std::random_device{}();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937 rng(seed);
+  Loaded* l = shared_model();
+  Harness h(256u << 20);
+  std::vector<Request> reqs;
+  const std::vector<int32_t> ask = l->tok->encode("A JSON object describing a dog:\n", true, false);
+  for (int i = 0; i < 8; ++i) {
+    Request r;
+    r.prompt = i % 2 ? ask : random_prompt(rng, 12);
+    r.max_tokens = 80;
+    r.sampling = i == 0 ? SamplingParams::greedy() : SamplingParams{};
+    r.sampling.temperature = i == 0 ? 0.0f : 1.0f;
+    r.sampling.seed = rng();
+    r.response_format = ResponseFormat::kJsonObject;
+    reqs.push_back(r);
+  }
+  const std::vector<Outcome> together = h.run_all(reqs);
+  int complete = 0;
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    const Outcome& o = together[i];
+    SCOPED_TRACE("request " + std::to_string(i) + ": " + o.text);
+    ASSERT_TRUE(o.done);
+    if (o.finish == FinishReason::kStop) {
+      const nlohmann::json j = nlohmann::json::parse(o.text, nullptr, false);
+      EXPECT_TRUE(!j.is_discarded() && j.is_object());
+      ++complete;
+    } else {
+      JsonAutomaton a;
+      EXPECT_TRUE(a.push(o.text)) << "not a prefix of a JSON object";
+    }
+    EXPECT_EQ(h.run_all({reqs[i]})[0].ids, o.ids) << "batched and alone differ";
+  }
+  EXPECT_GT(complete, 0) << "no request finished its object within 80 tokens";
+  Request bad = reqs[0];
+  bad.ignore_eos = true;
+  EXPECT_EQ(h.engine->submit(bad, nullptr).status().code(), StatusCode::kInvalidArgument);
 }
 
 TEST(Engine, rejects_invalid_requests_with_clear_errors) {
