@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every libFuzzer target for a bounded time (seconds per target, default
 # 60), seeded from the repo (tests/fuzz/corpus/gguf: small GGUFs written with
-# the gguf package; tests/data/chat_templates: real chat templates). Findings
+# the gguf package; tests/data/chat_templates: real chat templates;
+# tests/fuzz/corpus/json_schema: a schema, a NUL, then output bytes). Findings
 # land in build/fuzz/findings/ and fail the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,8 +14,9 @@ declare -A seed_dirs=(
   [fuzz_gguf]=tests/fuzz/corpus/gguf
   [fuzz_chat_template]=tests/data/chat_templates
   [fuzz_tokenizer]=tests/fuzz/corpus/tokenizer
+  [fuzz_json_schema]=tests/fuzz/corpus/json_schema
 )
-for target in fuzz_gguf fuzz_chat_template fuzz_tokenizer; do
+for target in fuzz_gguf fuzz_chat_template fuzz_tokenizer fuzz_json_schema; do
   seeds=${seed_dirs[$target]}
   work=$build/corpus/$target
   mkdir -p "$work"

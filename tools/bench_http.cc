@@ -127,7 +127,12 @@ namespace {
 // as JSON; discarded when it is not a 200 or not JSON.
 nlohmann::json get_json(const HttpTarget& t, const char* path, std::string* status_line) {
   Socket s;
-  if (!s.connect(t).ok() || !s.send_all(request_text(t, "GET", path, "")).ok()) return nlohmann::json::value_t::discarded;
+  Status st = s.connect(t);
+  if (st.ok()) st = s.send_all(request_text(t, "GET", path, ""));
+  if (!st.ok()) {
+    *status_line = st.to_string();
+    return nlohmann::json::value_t::discarded;
+  }
   std::string buf;
   while (s.recv_some(&buf)) {
   }

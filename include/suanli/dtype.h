@@ -68,7 +68,8 @@ std::optional<GgmlType> parse_ggml_type(std::string_view name);
 
 // The `general.file_type` value (llama.cpp's llama_ftype, "mostly T") of a
 // model whose matrices are all in `type`; nullopt where llama.cpp defines
-// none (MXFP8). K-quants map to the "_S" variants (one type throughout).
+// none (MXFP8). Q3_K, Q4_K and Q5_K map to their "_S" variants (one type
+// throughout), Q2_K and Q6_K to their only ones, as llama-quantize writes them.
 std::optional<uint32_t> gguf_file_type(GgmlType type);
 
 // Bytes occupied by n elements (n a multiple of the block size).

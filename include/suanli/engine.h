@@ -58,9 +58,10 @@ struct EngineConfig {
   bool prefix_cache = true;
 };
 
-// What a choice's text must be: anything, or one JSON object (OpenAI's
-// response_format json_object; engine/json_constraint.h).
-enum class ResponseFormat { kText, kJsonObject };
+// What a choice's text must be: anything, one JSON object (OpenAI's
+// response_format json_object; engine/json_constraint.h), or one object
+// valid under a JSON Schema (json_schema; engine/json_schema.h).
+enum class ResponseFormat { kText, kJsonObject, kJsonSchema };
 
 struct Request {
   std::vector<int32_t> prompt;  // token ids (the server tokenizes)
@@ -72,8 +73,13 @@ struct Request {
   ScenarioClass scenario = ScenarioClass::kInteractive;
   bool ignore_eos = false;
   // kJsonObject: every choice's text is a prefix of one JSON object and ends
-  // (with `stop`) when the object is complete; not with ignore_eos.
+  // (with `stop`) when the object is complete, unless a stop string cuts it
+  // first; not with ignore_eos.
   ResponseFormat response_format = ResponseFormat::kText;
+  // kJsonSchema: the schema (JSON text, its properties in generation order);
+  // every choice's text is a prefix of one object valid under it. submit()
+  // refuses schemas outside the supported subset (engine/json_schema.h).
+  std::string json_schema;
 };
 
 enum class FinishReason { kStop, kLength, kAbort };

@@ -10,6 +10,7 @@
 #include <unordered_map>
 
 #include "engine/json_constraint.h"
+#include "engine/json_schema.h"
 #include "engine/scheduler.h"
 #include "engine/stop_matcher.h"
 #include "suanli/block_manager.h"
@@ -83,6 +84,7 @@ struct RequestState {
   int32_t n_finished = 0;
   bool forked = false;
   int64_t cached_prompt_tokens = -1;
+  std::shared_ptr<const JsonSchema> schema;  // response_format json_schema
 };
 
 }  // namespace
@@ -208,8 +210,14 @@ Expected<uint64_t> Engine::submit(Request request, EventCallback on_event) {
     return InvalidArgument("top_logprobs must be 0 to " + std::to_string(kMaxTopLogprobs));
   }
   SUANLI_RETURN_IF_ERROR(request.sampling.validate());
-  if (request.response_format == ResponseFormat::kJsonObject && request.ignore_eos) {
+  std::shared_ptr<const JsonSchema> schema;
+  if (request.response_format != ResponseFormat::kText && request.ignore_eos) {
     return InvalidArgument("a JSON response ends with the object; ignore_eos cannot be combined with it");
+  }
+  if (request.response_format == ResponseFormat::kJsonSchema) {
+    const nlohmann::ordered_json j = nlohmann::ordered_json::parse(request.json_schema, nullptr, false);
+    if (j.is_discarded()) return InvalidArgument("json_schema is not valid JSON");
+    SUANLI_ASSIGN_OR_RETURN(schema, JsonSchema::compile(j));
   }
   for (const auto& [id, bias] : request.sampling.logit_bias) {
     if (id >= vocab) {
@@ -235,6 +243,7 @@ Expected<uint64_t> Engine::submit(Request request, EventCallback on_event) {
   const ScenarioConfig& sc = s.config.scenarios[c];
   auto rs = std::make_unique<RequestState>();
   rs->req = std::move(request);
+  rs->schema = std::move(schema);
   rs->cb = std::move(on_event);
   rs->submitted_at = s.clock.now();
   {
@@ -313,7 +322,9 @@ void Engine::Impl::admit(std::unique_ptr<RequestState> rs) {
   for (int32_t t : rs->req.prompt) c->sampler->accept(t);
   c->decoder = std::make_unique<StreamDecoder>(tok);
   c->stop = std::make_unique<StopMatcher>(rs->req.stop);
-  if (rs->req.response_format == ResponseFormat::kJsonObject) c->json = std::make_unique<JsonConstraint>(token_table());
+  if (rs->req.response_format != ResponseFormat::kText) {
+    c->json = std::make_unique<JsonConstraint>(token_table(), rs->schema);
+  }
   sched.add(c.get());
   rs->choices.push_back(std::move(c));
   const uint64_t id = rs->id;
@@ -387,7 +398,9 @@ void Engine::Impl::fork(Choice& parent) {
     for (int32_t t : rs.req.prompt) c->sampler->accept(t);
     c->decoder = std::make_unique<StreamDecoder>(tok);
     c->stop = std::make_unique<StopMatcher>(rs.req.stop);
-    if (rs.req.response_format == ResponseFormat::kJsonObject) c->json = std::make_unique<JsonConstraint>(token_table());
+    if (rs.req.response_format != ResponseFormat::kText) {
+      c->json = std::make_unique<JsonConstraint>(token_table(), rs.schema);
+    }
     sched.adopt_running(c.get());
     rs.choices.push_back(std::move(c));
   }
@@ -406,7 +419,7 @@ void Engine::Impl::draw(Draw& d) {
   float* l = d.row;
   JsonConstraint* json = d.c->json.get();
   thread_local std::vector<float> scratch;
-  if (json || (d.c->sampler->rewrites_logits() && (d.shared_row || n_logprobs >= 0))) {
+  if (d.c->sampler->rewrites_logits() && (d.shared_row || n_logprobs >= 0 || json)) {
     scratch.assign(d.row, d.row + V);
     l = scratch.data();
   }
@@ -414,11 +427,11 @@ void Engine::Impl::draw(Draw& d) {
   if (json && !json->allows(d.token)) {
     scratch.assign(d.row, d.row + V);
     // Nothing allowed cannot happen with a vocabulary that spells JSON's
-    // bytes; should it, the choice ends (an end-of-generation token).
-    d.token = json->mask(scratch.data()) > 0 ? d.c->sampler->sample(scratch.data()) : tok->eos();
+    // bytes; should it, the choice ends (deliver() takes -1 as the end).
+    d.token = json->mask(scratch.data(), V) > 0 ? d.c->sampler->sample(scratch.data()) : -1;
   }
   d.logprobs.clear();
-  if (n_logprobs >= 0) {
+  if (n_logprobs >= 0 && d.token >= 0) {
     d.logprobs.push_back({d.token, Sampler::logprob_of(d.row, V, d.token)});
     for (const TokenLogprob& lp : Sampler::top_logprobs(d.row, V, n_logprobs)) d.logprobs.push_back(lp);
   }
@@ -451,6 +464,10 @@ void Engine::Impl::deliver(Choice& c, const Draw& d) {
   emit(rs, e);
   if (stopped) {
     finish(c, FinishReason::kStop, false);
+  } else if (c.json && c.json->complete()) {
+    // The object is closed: only an end-of-generation token could follow,
+    // so the choice ends here without drawing it.
+    finish(c, FinishReason::kStop, true);
   } else if (c.generated >= rs.req.max_tokens ||
              static_cast<int64_t>(c.tokens.size()) + 1 >= config.max_context) {
     finish(c, FinishReason::kLength, true);

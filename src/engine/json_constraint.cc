@@ -1,5 +1,8 @@
 #include "engine/json_constraint.h"
 
+#include "engine/json_schema.h"
+
+#include <algorithm>
 #include <limits>
 
 namespace suanli {
@@ -69,12 +72,13 @@ bool JsonAutomaton::step(uint8_t c) {
     default: break;
   }
   if (is_ws(c)) {
-    if (ws_ >= kMaxWhitespace) return false;
+    if (ws_ >= kMaxWhitespace || (any_value_ && mode_ == Mode::kStart)) return false;
     ++ws_;
     return true;
   }
   switch (mode_) {
     case Mode::kStart:
+      if (any_value_) return value_start(c);
       if (c != '{') return false;
       ws_ = 0;
       stack_ = 1;
@@ -222,6 +226,8 @@ bool JsonAutomaton::string_byte(uint8_t c) {
   }
 }
 
+bool JsonAutomaton::can_end() const { return complete() || (in_top_number() && number_can_end(sub_)); }
+
 void JsonAutomaton::end_value() {
   ws_ = 0;
   mode_ = depth_ == 0 ? Mode::kDone : Mode::kAfter;
@@ -244,29 +250,95 @@ TokenTable::TokenTable(const Tokenizer& tok) {
     kind[i] = tok.is_end_of_generation(i) ? 1 : tok.is_special(i) ? 2 : 0;
     if (kind[i] == 0) bytes[i] = tok.token_bytes(i);
   }
+  index();
 }
+
+TokenTable::TokenTable(std::vector<std::string> b, std::vector<uint8_t> k) : bytes(std::move(b)), kind(std::move(k)) {
+  index();
+}
+
+void TokenTable::index() {
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    if (kind[i] == 0 && !bytes[i].empty()) sorted.push_back(static_cast<int32_t>(i));
+  }
+  std::sort(sorted.begin(), sorted.end(), [&](int32_t a, int32_t b) { return bytes[a] < bytes[b]; });
+  lcp.assign(sorted.size(), 0);
+  for (size_t i = 0; i < sorted.size(); ++i) {
+    const std::string& cur = bytes[sorted[i]];
+    max_len = std::max(max_len, cur.size());
+    if (i == 0) continue;
+    const std::string& prev = bytes[sorted[i - 1]];
+    size_t l = 0;
+    while (l < prev.size() && l < cur.size() && prev[l] == cur[l]) ++l;
+    lcp[i] = static_cast<int32_t>(l);
+  }
+}
+
+JsonConstraint::JsonConstraint(std::shared_ptr<const TokenTable> table, std::shared_ptr<const JsonSchema> schema)
+    : table_(std::move(table)), schema_(schema ? std::move(schema) : JsonSchema::any_object()),
+      state_(std::make_unique<SchemaAutomaton>(schema_.get())) {}
+
+JsonConstraint::~JsonConstraint() = default;
+
+bool JsonConstraint::complete() const { return state_->complete(); }
 
 bool JsonConstraint::allows(int32_t token) const {
   if (token < 0 || static_cast<size_t>(token) >= table_->kind.size()) return false;
   switch (table_->kind[token]) {
-    case 1: return state_.complete();
+    case 1: return state_->complete();
     case 2: return false;
     default: break;
   }
   const std::string& b = table_->bytes[token];
-  if (b.empty() || state_.complete()) return false;
-  JsonAutomaton s = state_;
+  if (b.empty() || state_->complete()) return false;
+  SchemaAutomaton s = *state_;
   return s.push(b);
 }
 
-int64_t JsonConstraint::mask(float* logits) const {
-  const int64_t n = static_cast<int64_t>(table_->kind.size());
+int64_t JsonConstraint::mask(float* logits, int64_t n) const {
+  const float ninf = -std::numeric_limits<float>::infinity();
+  const TokenTable& t = *table_;
+  const int64_t vocab = std::min<int64_t>(n, static_cast<int64_t>(t.kind.size()));
+  std::vector<uint8_t> ok(static_cast<size_t>(vocab), 0);
   int64_t allowed = 0;
+  const bool done = state_->complete();
+  // End-of-generation tokens: exactly when the object is complete, and then
+  // nothing else.
+  for (int64_t i = 0; i < vocab; ++i) {
+    if (t.kind[i] == 1 && done) ok[i] = 1;
+  }
+  if (!done) {
+    // The sorted tokens as a trie: states[d] is the state after the first d
+    // bytes of the current token; `valid` of them are known good, and a
+    // prefix of length `bad` was refused (every following token that shares
+    // it is refused without a walk).
+    std::vector<SchemaAutomaton> states(t.max_len + 1, *state_);
+    size_t valid = 0, bad = std::numeric_limits<size_t>::max();
+    for (size_t i = 0; i < t.sorted.size(); ++i) {
+      const int32_t id = t.sorted[i];
+      const std::string& b = t.bytes[id];
+      const size_t l = static_cast<size_t>(t.lcp[i]);
+      if (bad <= l) continue;  // shares the refused prefix
+      bad = std::numeric_limits<size_t>::max();
+      size_t d = std::min(valid, l);
+      for (; d < b.size(); ++d) {
+        states[d + 1] = states[d];
+        if (!states[d + 1].push(static_cast<uint8_t>(b[d]))) break;
+      }
+      if (d < b.size()) {
+        bad = d + 1;
+        valid = d;
+        continue;
+      }
+      valid = b.size();
+      if (id < vocab) ok[id] = 1;
+    }
+  }
   for (int64_t i = 0; i < n; ++i) {
-    if (allows(static_cast<int32_t>(i))) {
+    if (i < vocab && ok[i]) {
       ++allowed;
     } else {
-      logits[i] = -std::numeric_limits<float>::infinity();
+      logits[i] = ninf;
     }
   }
   return allowed;
@@ -274,7 +346,7 @@ int64_t JsonConstraint::mask(float* logits) const {
 
 void JsonConstraint::accept(int32_t token) {
   if (token < 0 || static_cast<size_t>(token) >= table_->kind.size() || table_->kind[token] != 0) return;
-  state_.push(table_->bytes[token]);
+  state_->push(table_->bytes[token]);
 }
 
 }  // namespace suanli

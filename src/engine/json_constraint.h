@@ -39,12 +39,22 @@ class JsonAutomaton {
   static constexpr int kMaxDigits = 20;
   static constexpr int kMaxExpDigits = 2;
 
+  JsonAutomaton() = default;
+  // any_value: one JSON value of any kind, starting at the first byte (no
+  // leading whitespace); for the schema automaton (json_schema.h).
+  explicit JsonAutomaton(bool any_value) : any_value_(any_value) {}
+
   // Feeds one byte; false (and the state unchanged) if it cannot continue a
   // JSON object text.
   bool push(uint8_t c);
   bool push(std::string_view bytes);  // all or none
   // The bytes so far are one whole JSON object (trailing whitespace aside).
   bool complete() const { return mode_ == Mode::kDone; }
+  // complete(), or a top-level number that may end here (a number's end is
+  // only seen at the byte after it).
+  bool can_end() const;
+  // Inside a top-level number (any_value mode).
+  bool in_top_number() const { return mode_ == Mode::kNumber && depth_ == 0; }
 
  private:
   bool step(uint8_t c);
@@ -75,31 +85,48 @@ class JsonAutomaton {
   uint8_t sub_ = 0;     // string: escape / \u digits / UTF-8 state; number: part; literal: position
   uint8_t aux_ = 0;     // string: is a key; number: digits in the part; literal: which one
   uint8_t ws_ = 0;      // whitespace bytes in a row
+  bool any_value_ = false;
 };
 
 // The bytes of every token of a vocabulary and which ids are control or
 // end-of-generation tokens: built once per tokenizer, shared by requests.
+// The ordinary tokens are also kept sorted by their bytes, with each one's
+// common prefix length with the one before: mask() walks them as a trie,
+// so tokens sharing a refused prefix cost one comparison each.
 struct TokenTable {
   explicit TokenTable(const Tokenizer& tok);
-  TokenTable(std::vector<std::string> b, std::vector<uint8_t> k) : bytes(std::move(b)), kind(std::move(k)) {}
+  TokenTable(std::vector<std::string> b, std::vector<uint8_t> k);
   std::vector<std::string> bytes;
   std::vector<uint8_t> kind;  // 0 ordinary, 1 end of generation, 2 other control / unknown
+  std::vector<int32_t> sorted;  // ordinary tokens with bytes, by bytes
+  std::vector<int32_t> lcp;     // lcp[i]: common prefix of sorted[i - 1] and sorted[i] (0 for i = 0)
+  size_t max_len = 0;
+
+ private:
+  void index();
 };
+
+class JsonSchema;
+class SchemaAutomaton;
 
 class JsonConstraint {
  public:
-  explicit JsonConstraint(std::shared_ptr<const TokenTable> table) : table_(std::move(table)) {}
+  // Any JSON object, or one valid under `schema` (json_schema.h).
+  explicit JsonConstraint(std::shared_ptr<const TokenTable> table, std::shared_ptr<const JsonSchema> schema = nullptr);
+  ~JsonConstraint();
   bool allows(int32_t token) const;
-  // Sets logits[i] = -inf for every token not allowed now; returns how many
-  // stay allowed.
-  int64_t mask(float* logits) const;
+  // Sets logits[i] = -inf for every token in [0, n) not allowed now (ids
+  // past the vocabulary too: a model's rows can be wider than its
+  // tokenizer); returns how many stay allowed.
+  int64_t mask(float* logits, int64_t n) const;
   // Advances over an allowed token (EOG tokens leave the state as it is).
   void accept(int32_t token);
-  bool complete() const { return state_.complete(); }
+  bool complete() const;
 
  private:
   std::shared_ptr<const TokenTable> table_;
-  JsonAutomaton state_;
+  std::shared_ptr<const JsonSchema> schema_;
+  std::unique_ptr<SchemaAutomaton> state_;
 };
 
 }  // namespace suanli

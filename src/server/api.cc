@@ -420,6 +420,7 @@ std::shared_ptr<Exchange> Api::start_generation(const HttpRequest& req, bool cha
   ctx.model_file = &backend_.model->file();
   ctx.max_context = backend_.max_context;
   ctx.scenario_header = req.header("x-suanli-scenario");
+  ctx.raw_body = req.body;
   CompletionRequest cr;
   if (auto e = parse_completion_request(chat ? Endpoint::kChat : Endpoint::kCompletion, body, ctx, &cr)) {
     conn->respond(json_response(e->status, error_body(*e)));

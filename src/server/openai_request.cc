@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <limits>
 
+#include "engine/json_schema.h"
 #include "suanli/chat_template.h"
 #include "suanli/gguf.h"
 
@@ -19,6 +20,8 @@ constexpr int32_t kMaxChoices = 16;
 constexpr int32_t kMaxTopLogprobs = 20;
 constexpr size_t kMaxStops = 16;
 constexpr size_t kMaxPrompts = 64;
+// As hosted APIs cap it: each choice's sampler holds its own copy.
+constexpr size_t kMaxLogitBias = 1024;
 
 // A field that is absent or null counts as not given (OpenAI accepts null
 // for every optional field).
@@ -103,16 +106,21 @@ std::optional<ApiError> parse_logit_bias(const json& body, const ParseContext& c
   const json* lb = field(body, "logit_bias");
   if (!lb) return std::nullopt;
   if (!lb->is_object()) return bad_request("logit_bias must be an object of token id -> bias", "logit_bias");
+  if (lb->size() > kMaxLogitBias) {
+    return bad_request("logit_bias may hold at most " + std::to_string(kMaxLogitBias) + " tokens", "logit_bias");
+  }
   const int64_t vocab = ctx.tokenizer->n_vocab();
   for (const auto& [key, value] : lb->items()) {
     int64_t id = 0;
-    bool ok = !key.empty() && key.size() <= 10;
+    // Canonical decimal ids only ("07" would be a second entry for 7).
+    bool ok = !key.empty() && key.size() <= 10 && (key.size() == 1 || key[0] != '0');
     for (const char c : key) {
       ok = ok && c >= '0' && c <= '9';
       if (ok) id = id * 10 + (c - '0');
     }
     if (!ok || id >= vocab) {
-      return bad_request("logit_bias key '" + key + "' is not a token id in [0, " + std::to_string(vocab) + ")",
+      return bad_request("logit_bias key '" + key.substr(0, 24) + (key.size() > 24 ? "..." : "") +
+                             "' is not a token id in [0, " + std::to_string(vocab) + ")",
                          "logit_bias");
     }
     if (!value.is_number() || !std::isfinite(value.get<double>()) || value.get<double>() < -100 ||
@@ -411,9 +419,31 @@ std::optional<ApiError> parse_completion_request(Endpoint endpoint, const json& 
       if (q.ignore_eos) return bad_request("response_format json_object cannot be combined with ignore_eos", "response_format");
       q.response_format = ResponseFormat::kJsonObject;
     } else if (t == "json_schema") {
-      return bad_request("response_format json_schema is not supported (json_object is)", "response_format");
+      // OpenAI's shape: {"type": "json_schema", "json_schema": {"name", "schema", "strict"}}.
+      // The schema is re-read from the raw body in key order: properties
+      // are generated in the schema's order.
+      const json* js = field(*rf, "json_schema");
+      if (!js || !js->is_object() || !field(*js, "schema") || !field(*js, "schema")->is_object()) {
+        return bad_request("response_format json_schema needs json_schema.schema (an object)", "response_format");
+      }
+      if (q.ignore_eos) return bad_request("response_format json_schema cannot be combined with ignore_eos", "response_format");
+      // (Found by key at each level: with duplicate keys the two parses may
+      // keep different values.)
+      const ojson raw = ojson::parse(ctx.raw_body, nullptr, false);
+      const ojson* schema = &raw;
+      for (const char* key : {"response_format", "json_schema", "schema"}) {
+        const auto it = schema->is_object() ? schema->find(key) : schema->end();
+        schema = it != schema->end() && it->is_object() ? &*it : nullptr;
+        if (!schema) break;
+      }
+      if (!schema) return bad_request("response_format json_schema.schema must be an object", "response_format");
+      Expected<std::shared_ptr<const JsonSchema>> compiled = JsonSchema::compile(*schema);
+      if (!compiled) return bad_request(compiled.status().message(), "response_format");
+      q.response_format = ResponseFormat::kJsonSchema;
+      q.json_schema = schema->dump();
     } else if (t != "text") {
-      return bad_request("response_format type '" + t + "' is not one of text, json_object", "response_format");
+      return bad_request("response_format type '" + t + "' is not one of text, json_object, json_schema",
+                         "response_format");
     }
   }
 

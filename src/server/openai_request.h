@@ -51,6 +51,7 @@ struct ParseContext {
   const GgufFile* model_file = nullptr;  // chat template source
   int64_t max_context = 0;
   std::string_view scenario_header;  // X-Suanli-Scenario
+  std::string_view raw_body;         // the request's bytes (a json_schema keeps its key order)
 };
 
 // False (with the error) when the body is not valid UTF-8 or not a JSON object.

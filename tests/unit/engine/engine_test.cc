@@ -322,6 +322,13 @@ TEST(Engine, json_object_requests_give_json_objects_batched_as_alone) {
     r.sampling.temperature = i == 0 ? 0.0f : 1.0f;
     r.sampling.seed = rng();
     r.response_format = ResponseFormat::kJsonObject;
+    if (i % 3 == 2) {  // forks, logprobs, penalties and a bias next to the constraint
+      r.n = 2;
+      r.logprobs = 2;
+      r.sampling.repetition_penalty = 1.2f;
+      r.sampling.presence_penalty = 0.5f;
+      r.sampling.logit_bias = {{static_cast<int32_t>(rng() % 40000 + 200), 8.0f}, {ask.back(), -3.0f}};
+    }
     reqs.push_back(r);
   }
   const std::vector<Outcome> together = h.run_all(reqs);
@@ -337,6 +344,16 @@ TEST(Engine, json_object_requests_give_json_objects_batched_as_alone) {
     } else {
       JsonAutomaton a;
       EXPECT_TRUE(a.push(o.text)) << "not a prefix of a JSON object";
+    }
+    ASSERT_EQ(o.all_ids.size(), static_cast<size_t>(reqs[i].n));
+    for (const std::vector<int32_t>& ids : o.all_ids) {  // every choice, as token bytes
+      std::string text;
+      for (int32_t id : ids) text += l->tok->token_bytes(id);
+      JsonAutomaton a;
+      EXPECT_TRUE(a.push(text)) << text;
+    }
+    if (reqs[i].logprobs >= 0) {
+      EXPECT_EQ(o.logprobs.size(), o.ids.size() * 3);
     }
     EXPECT_EQ(h.run_all({reqs[i]})[0].ids, o.ids) << "batched and alone differ";
   }

@@ -198,11 +198,70 @@ TEST(JsonConstraint, allows_tokens_that_continue_an_object_and_then_only_the_end
   c.accept(11);  // 1}
   EXPECT_TRUE(c.complete());
   EXPECT_EQ(allowed(), (std::vector<int32_t>{8}));
-  std::vector<float> logits(12, 1.0f);
-  EXPECT_EQ(c.mask(logits.data()), 1);
-  for (int t = 0; t < 12; ++t) EXPECT_EQ(std::isinf(logits[t]), t != 8) << t;
+  std::vector<float> logits(14, 1.0f);  // 2 padding ids past the vocabulary
+  EXPECT_EQ(c.mask(logits.data(), 14), 1);
+  for (int t = 0; t < 14; ++t) EXPECT_EQ(std::isinf(logits[t]), t != 8) << t;
   EXPECT_FALSE(c.allows(-1));
   EXPECT_FALSE(c.allows(12));
+}
+
+TEST(JsonConstraint, the_trie_mask_refuses_exactly_what_allows_refuses) {
+  // A random vocabulary with shared prefixes and duplicates, random states
+  // (prefixes of random objects): mask() must keep exactly the tokens that
+  // allows() accepts one by one, and mask every padding id.
+  const uint32_t seed = std::random_device{}();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937 rng(seed);
+  const std::string alphabet = "{}[]\":,\\ \n-.0123456789eEtrufalsnab\xc3\xa9\xed\x9f";
+  std::vector<std::string> bytes;
+  std::vector<uint8_t> kind;
+  for (int i = 0; i < 3000; ++i) {
+    std::string b;
+    if (!bytes.empty() && rng() % 3 == 0) b = bytes[rng() % bytes.size()].substr(0, rng() % 4);  // shared prefix
+    for (int n = static_cast<int>(rng() % 5); n > 0; --n) b += alphabet[rng() % alphabet.size()];
+    bytes.push_back(b);
+    kind.push_back(i % 97 == 0 ? 1 : i % 89 == 0 ? 2 : 0);
+  }
+  for (int c = 0; c < 256; ++c) {  // every byte as a token: any prefix can be spelled
+    bytes.push_back(std::string(1, static_cast<char>(c)));
+    kind.push_back(0);
+  }
+  auto table = std::make_shared<const TokenTable>(bytes, kind);
+  Gen gen(seed);
+  const int64_t n = static_cast<int64_t>(bytes.size()) + 5;
+  for (int round = 0; round < 200; ++round) {
+    const std::string doc = gen.object();
+    const size_t cut = round % 10 == 0 ? doc.size() : rng() % (doc.size() + 1);
+    JsonConstraint c(table);
+    // The prefix, fed through a one-byte token per byte where the vocabulary has one.
+    JsonAutomaton check;
+    ASSERT_TRUE(check.push(doc.substr(0, cut)));
+    std::vector<int32_t> id_of(256, -1);
+    for (size_t i = 0; i < bytes.size(); ++i) {
+      if (kind[i] == 0 && bytes[i].size() == 1) id_of[static_cast<uint8_t>(bytes[i][0])] = static_cast<int32_t>(i);
+    }
+    bool fed = true;
+    for (size_t k = 0; k < cut && fed; ++k) {
+      const int32_t id = id_of[static_cast<uint8_t>(doc[k])];
+      if (id < 0) {
+        fed = false;
+      } else {
+        ASSERT_TRUE(c.allows(id));
+        c.accept(id);
+      }
+    }
+    ASSERT_TRUE(fed);
+    std::vector<float> logits(static_cast<size_t>(n), 0.5f);
+    const int64_t kept = c.mask(logits.data(), n);
+    int64_t want = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      const bool allowed = i < static_cast<int64_t>(bytes.size()) && c.allows(static_cast<int32_t>(i));
+      want += allowed;
+      EXPECT_EQ(std::isinf(logits[i]), !allowed)
+          << "token " << i << " '" << (i < static_cast<int64_t>(bytes.size()) ? bytes[i] : "") << "'";
+    }
+    EXPECT_EQ(kept, want);
+  }
 }
 
 }  // namespace
