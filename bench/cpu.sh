@@ -9,12 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${SUANLI_BIN:-build/release/suanli}
 WORK=${1:-/tmp/suanli-bench}
-mkdir -p "$WORK"
-MODEL=$("$BIN" pull default --print-path)
-[ -f "$WORK/smollm2-q8_0.gguf" ] || "$BIN" quantize "$MODEL" "$WORK/smollm2-q8_0.gguf" --type q8_0 >/dev/null
-[ -f "$WORK/smollm2-f16.gguf" ] || "$BIN" quantize "$MODEL" "$WORK/smollm2-f16.gguf" --type f16 >/dev/null
-[ -f "$WORK/llama3.2-1b-q4_0.gguf" ] || "$BIN" synth llama3.2-1b -o "$WORK/llama3.2-1b-q4_0.gguf" --type q4_0 >/dev/null
-[ -f "$WORK/llama3.2-1b-q8_0.gguf" ] || "$BIN" synth llama3.2-1b -o "$WORK/llama3.2-1b-q8_0.gguf" --type q8_0 >/dev/null
+source bench/models.sh
 for t in q3_k q2_k; do
   [ -f "$WORK/qwen3-0.6b-$t.gguf" ] || "$BIN" synth qwen3-0.6b -o "$WORK/qwen3-0.6b-$t.gguf" --type "$t" \
     --tokenizer-from "$MODEL" >/dev/null

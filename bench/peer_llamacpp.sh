@@ -16,12 +16,7 @@ LB=${LLAMA_BENCH:?set LLAMA_BENCH to a llama-bench binary}
 WORK=${1:-/tmp/suanli-bench}
 ROUNDS=${2:-2}
 THREADS=${THREADS:-2}
-mkdir -p "$WORK"
-MODEL=$("$BIN" pull default --print-path)
-[ -f "$WORK/smollm2-q8_0.gguf" ] || "$BIN" quantize "$MODEL" "$WORK/smollm2-q8_0.gguf" --type q8_0 >/dev/null
-[ -f "$WORK/smollm2-f16.gguf" ] || "$BIN" quantize "$MODEL" "$WORK/smollm2-f16.gguf" --type f16 >/dev/null
-[ -f "$WORK/llama3.2-1b-q4_0.gguf" ] || "$BIN" synth llama3.2-1b -o "$WORK/llama3.2-1b-q4_0.gguf" --type q4_0 >/dev/null
-[ -f "$WORK/llama3.2-1b-q8_0.gguf" ] || "$BIN" synth llama3.2-1b -o "$WORK/llama3.2-1b-q8_0.gguf" --type q8_0 >/dev/null
+source bench/models.sh
 
 echo "## machine"
 echo '```'

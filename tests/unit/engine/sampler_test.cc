@@ -84,6 +84,22 @@ std::vector<int> draw_counts(const std::vector<float>& logits, const SamplingPar
   return count;
 }
 
+// Draws `draws` tokens from `logits` with p and checks each token's
+// frequency against `want` (within 5 standard errors); cut tokens never come.
+void expect_follows(const std::vector<float>& logits, const SamplingParams& p, const std::vector<double>& want,
+                    int draws) {
+  const std::vector<int> count = draw_counts(logits, p, draws);
+  for (size_t i = 0; i < want.size(); ++i) {
+    if (want[i] == 0) {
+      EXPECT_EQ(count[i], 0) << "token " << i << " was cut by the chain but drawn";
+      continue;
+    }
+    const double f = static_cast<double>(count[i]) / draws;
+    const double se = std::sqrt(want[i] * (1 - want[i]) / draws);
+    EXPECT_NEAR(f, want[i], 5 * se + 1e-4) << "token " << i;
+  }
+}
+
 TEST(Sampler, draws_follow_the_reference_distribution) {
   std::mt19937 rng(std::random_device{}());
   const uint32_t seed = rng();
@@ -117,18 +133,7 @@ TEST(Sampler, draws_follow_the_reference_distribution) {
     const SamplingParams p = params(c.temperature, c.top_k, c.top_p, c.min_p, rng());
     SCOPED_TRACE("T=" + std::to_string(c.temperature) + " top_k=" + std::to_string(c.top_k) +
                  " top_p=" + std::to_string(c.top_p) + " min_p=" + std::to_string(c.min_p));
-    const std::vector<double> want = reference(logits, p);
-    const int draws = 60000;
-    const std::vector<int> count = draw_counts(logits, p, draws);
-    for (int i = 0; i < n; ++i) {
-      if (want[i] == 0) {
-        EXPECT_EQ(count[i], 0) << "token " << i << " was cut by the chain but drawn";
-        continue;
-      }
-      const double f = static_cast<double>(count[i]) / draws;
-      const double se = std::sqrt(want[i] * (1 - want[i]) / draws);
-      EXPECT_NEAR(f, want[i], 5 * se + 1e-4) << "token " << i;
-    }
+    expect_follows(logits, p, reference(logits, p), 60000);
   }
 }
 
@@ -223,17 +228,7 @@ TEST(Sampler, logit_bias_shifts_the_logits_before_every_cut) {
     p.seed = rng();
     p.logit_bias = bias;
     ASSERT_TRUE(p.validate().ok());
-    const std::vector<double> want = reference(biased, p);
-    const int draws = 60000;
-    const std::vector<int> count = draw_counts(logits, p, draws);
-    for (int i = 0; i < n; ++i) {
-      if (want[i] == 0) {
-        EXPECT_EQ(count[i], 0) << "token " << i;
-        continue;
-      }
-      const double se = std::sqrt(want[i] * (1 - want[i]) / draws);
-      EXPECT_NEAR(static_cast<double>(count[i]) / draws, want[i], 5 * se + 1e-4) << "token " << i;
-    }
+    expect_follows(logits, p, reference(biased, p), 60000);
   }
   const int32_t top = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
   SamplingParams g = SamplingParams::greedy();
