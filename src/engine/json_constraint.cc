@@ -71,11 +71,7 @@ bool JsonAutomaton::step(uint8_t c) {
     }
     default: break;
   }
-  if (is_ws(c)) {
-    if (ws_ >= kMaxWhitespace || (any_value_ && mode_ == Mode::kStart)) return false;
-    ++ws_;
-    return true;
-  }
+  if (is_ws(c)) return !(any_value_ && mode_ == Mode::kStart) && whitespace_step(c, &ws_, kMaxWhitespace);
   switch (mode_) {
     case Mode::kStart:
       if (any_value_) return value_start(c);

@@ -5,7 +5,9 @@
 // JsonAutomaton is a byte-level recognizer of JSON text (RFC 8259) whose top
 // level value is an object, with limits that keep a small model from
 // looping inside the grammar: nesting at most kMaxDepth, at most
-// kMaxWhitespace whitespace bytes in a row, at most kMaxDigits digits in a
+// kMaxWhitespace whitespace bytes in a row with at most one newline among
+// them and no carriage return (as llama.cpp's JSON grammar: a space, or a
+// newline and indentation), at most kMaxDigits digits in a
 // number's integer or fraction part and kMaxExpDigits in its exponent (so
 // every number fits a double: parsers such as nlohmann::json refuse 1e400). Strings must be valid UTF-8
 // without raw control characters (surrogate code points and overlong forms
@@ -32,10 +34,21 @@
 
 namespace suanli {
 
+// One whitespace byte between tokens: `run` counts the run's bytes and
+// keeps, in its top bit, whether the run has its newline. False when c is
+// not allowed there (see JsonAutomaton).
+inline bool whitespace_step(uint8_t c, uint8_t* run, int max_bytes) {
+  const bool nl = *run & 0x80;
+  const int n = *run & 0x7f;
+  if (c == '\r' || (c == '\n' && nl) || n >= max_bytes) return false;
+  *run = static_cast<uint8_t>((n + 1) | (nl || c == '\n' ? 0x80 : 0));
+  return true;
+}
+
 class JsonAutomaton {
  public:
   static constexpr int kMaxDepth = 64;
-  static constexpr int kMaxWhitespace = 64;
+  static constexpr int kMaxWhitespace = 32;
   static constexpr int kMaxDigits = 20;
   static constexpr int kMaxExpDigits = 2;
 
@@ -84,7 +97,7 @@ class JsonAutomaton {
   Mode mode_ = Mode::kStart;
   uint8_t sub_ = 0;     // string: escape / \u digits / UTF-8 state; number: part; literal: position
   uint8_t aux_ = 0;     // string: is a key; number: digits in the part; literal: which one
-  uint8_t ws_ = 0;      // whitespace bytes in a row
+  uint8_t ws_ = 0;      // the whitespace run (whitespace_step)
   bool any_value_ = false;
 };
 

@@ -383,9 +383,7 @@ bool SchemaAutomaton::start_key(Frame& f) {
 
 bool SchemaAutomaton::step(uint8_t c) {
   if (depth_ == 0) {  // the root object is closed: trailing whitespace only
-    if (!is_ws(c) || ws_ >= JsonAutomaton::kMaxWhitespace) return false;
-    ++ws_;
-    return true;
+    return is_ws(c) && whitespace_step(c, &ws_, JsonAutomaton::kMaxWhitespace);
   }
   Frame& f = frames_[depth_ - 1];
   const SchemaNode& n = schema_->node(f.node);
@@ -445,11 +443,7 @@ bool SchemaAutomaton::step(uint8_t c) {
     }
     default: break;
   }
-  if (is_ws(c)) {
-    if (ws_ >= JsonAutomaton::kMaxWhitespace) return false;
-    ++ws_;
-    return true;
-  }
+  if (is_ws(c)) return whitespace_step(c, &ws_, JsonAutomaton::kMaxWhitespace);
   switch (f.phase) {
     case kValue: return start_value(f, c);
     case kObjOpen:

@@ -301,8 +301,8 @@ TEST(Engine, stop_strings_end_generation_without_being_emitted) {
   EXPECT_EQ(cut.text.find(stop), std::string::npos);
 }
 
-TEST(Engine, json_object_requests_give_json_objects_batched_as_alone) {
-  // response_format json_object: whatever the prompt, each choice's text is
+TEST(Engine, json_requests_give_json_objects_batched_as_alone) {
+  // response_format json_object / json_schema: whatever the prompt, each choice's text is
   // a prefix of one JSON object (nlohmann::json, an independent parser, reads
   // it whole when the choice ends with `stop`), and the draws stay batch
   // invariant (a constrained redraw depends only on the choice's own row).
@@ -316,12 +316,16 @@ TEST(Engine, json_object_requests_give_json_objects_batched_as_alone) {
   const std::vector<int32_t> ask = l->tok->encode("A JSON object describing a dog:\n", true, false);
   for (int i = 0; i < 8; ++i) {
     Request r;
-    r.prompt = i % 2 ? ask : random_prompt(rng, 12);
+    r.prompt = i % 2 || i == 0 ? ask : random_prompt(rng, 12);
     r.max_tokens = 80;
     r.sampling = i == 0 ? SamplingParams::greedy() : SamplingParams{};
     r.sampling.temperature = i == 0 ? 0.0f : 1.0f;
     r.sampling.seed = rng();
     r.response_format = ResponseFormat::kJsonObject;
+    if (i == 0) {  // a schema that leaves little to say: it must close within 80 tokens
+      r.response_format = ResponseFormat::kJsonSchema;
+      r.json_schema = R"({"type":"object","properties":{"ok":{"type":"boolean"},"n":{"enum":[1,2]}},"required":["ok","n"]})";
+    }
     if (i % 3 == 2) {  // forks, logprobs, penalties and a bias next to the constraint
       r.n = 2;
       r.logprobs = 2;
@@ -357,7 +361,12 @@ TEST(Engine, json_object_requests_give_json_objects_batched_as_alone) {
     }
     EXPECT_EQ(h.run_all({reqs[i]})[0].ids, o.ids) << "batched and alone differ";
   }
-  EXPECT_GT(complete, 0) << "no request finished its object within 80 tokens";
+  EXPECT_EQ(together[0].finish, FinishReason::kStop) << together[0].text;
+  const nlohmann::json first = nlohmann::json::parse(together[0].text, nullptr, false);
+  EXPECT_TRUE(first.is_object() && first.size() == 2 && first["ok"].is_boolean() &&
+              (first["n"] == 1 || first["n"] == 2))
+      << together[0].text;
+  EXPECT_GT(complete, 0);
   Request bad = reqs[0];
   bad.ignore_eos = true;
   EXPECT_EQ(h.engine->submit(bad, nullptr).status().code(), StatusCode::kInvalidArgument);
