@@ -134,6 +134,7 @@ class SchemaCompiler {
     const ojson* type = s.contains("type") ? &s["type"] : nullptr;
     if (type && type->is_array()) {
       // A list of types: one alternative per type, the rest of the schema with each.
+      if (type->empty()) return bad(where, "an empty list of types admits no value");
       n.kind = SchemaNode::Kind::kAnyOf;
       for (const ojson& t : *type) {
         ojson one = s;

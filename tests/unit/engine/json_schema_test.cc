@@ -116,6 +116,7 @@ TEST(JsonSchema, refuses_what_it_could_not_enforce) {
            R"({"type":"object","properties":{"a":{"type":"string"}},"required":["b"]})",
            R"({"type":"object","properties":{"a":false}})",
            R"({"type":"object","properties":{"a":{"type":"date"}}})",
+           R"({"type":"object","properties":{"a":{"type":[]}}})",
            R"({"type":"object","properties":{"a":{"$ref":"#/$defs/L"}},"$defs":{"L":{"$ref":"#/$defs/L"}}})",
            R"([1])",
        }) {
