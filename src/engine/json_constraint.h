@@ -1,26 +1,30 @@
 // JSON-constrained generation (the OpenAI API's response_format
-// {"type": "json_object"}): which tokens may come next so that the output
-// stays a prefix of one JSON object, and ends exactly when it is complete.
+// {"type": "json_object"}, and json_schema through json_schema.h): which
+// tokens may come next so that the output stays a prefix of one JSON object,
+// and ends exactly when it is complete.
 //
 // JsonAutomaton is a byte-level recognizer of JSON text (RFC 8259) whose top
-// level value is an object, with limits that keep a small model from
-// looping inside the grammar: nesting at most kMaxDepth, at most
-// kMaxWhitespace whitespace bytes in a row with at most one newline among
-// them and no carriage return (as llama.cpp's JSON grammar: a space, or a
-// newline and indentation), at most kMaxDigits digits in a
-// number's integer or fraction part and kMaxExpDigits in its exponent (so
-// every number fits a double: parsers such as nlohmann::json refuse 1e400). Strings must be valid UTF-8
-// without raw control characters (surrogate code points and overlong forms
-// are refused, as strict decoders do). Its state is a few bytes (the
-// container stack is a bit set), so trying a token from the current state is
-// a copy and a walk over the token's bytes.
+// level value is an object (or, in any_value mode, any one value), with
+// limits that keep a small model from looping inside the grammar:
+// - nesting at most kMaxDepth;
+// - at most kMaxWhitespace whitespace bytes in a row, with at most one
+//   newline among them and no carriage return (as llama.cpp's JSON grammar:
+//   a space, or a newline and indentation);
+// - at most kMaxDigits digits in a number's integer or fraction part and
+//   kMaxExpDigits in its exponent (so every number fits a double: parsers
+//   such as nlohmann::json refuse 1e400).
+// Strings must be valid UTF-8 without raw control characters (surrogate code
+// points and overlong forms are refused, as strict decoders do). Its state is
+// a few bytes (the container stack is a bit set), so trying a token from the
+// current state is a copy and a walk over the token's bytes.
 //
-// JsonConstraint applies the automaton to tokens: a token is allowed when
-// all of its bytes are (a token with no bytes, or a control token, never
-// is); an end-of-generation token is allowed exactly when the object is
-// complete, and then nothing else is. The engine draws as usual and, only
-// when the drawn token is not allowed, masks every token that is not and
-// draws again (llama.cpp's grammar sampler does the same), so the
+// JsonConstraint applies a SchemaAutomaton (json_schema.h; for json_object
+// the schema "any object", which runs this automaton) to tokens: a token is
+// allowed when all of its bytes are (a token with no bytes, or a control
+// token, never is); an end-of-generation token is allowed exactly when the
+// object is complete, and then nothing else is. The engine draws as usual
+// and, only when the drawn token is not allowed, masks every token that is
+// not and draws again (llama.cpp's grammar sampler does the same), so the
 // constraint costs one walk per step unless the model strays.
 #pragma once
 
