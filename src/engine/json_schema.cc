@@ -22,6 +22,25 @@ const std::bitset<256> kAnyFirst = bytes_of("{[\"-0123456789tfn");
 
 }  // namespace
 
+namespace {
+
+// First bytes of a node (through anyOf chains), with a guard against a
+// $ref cycle that never reaches a value.
+bool first_bytes(const std::vector<SchemaNode>& nodes, int32_t id, int depth, std::bitset<256>* out) {
+  if (depth > 64) return false;
+  const SchemaNode& n = nodes[static_cast<size_t>(id)];
+  if (n.kind != SchemaNode::Kind::kAnyOf) {
+    *out |= n.first;
+    return true;
+  }
+  for (int32_t a : n.alts) {
+    if (!first_bytes(nodes, a, depth + 1, out)) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 // ---- compiling ----
 
 class SchemaCompiler {
@@ -37,6 +56,25 @@ class SchemaCompiler {
     const bool object_root =
         r.kind == SchemaNode::Kind::kObject || (r.kind == SchemaNode::Kind::kAny && r.first == bytes_of("{"));
     if (!object_root) return InvalidArgument("the schema's root must be an object (type: object)");
+    // An anyOf's first bytes are its alternatives' (through $ref chains),
+    // which must not overlap: the automaton picks the alternative by the
+    // value's first byte.
+    std::vector<SchemaNode>& nodes = out_->nodes_;
+    for (SchemaNode& n : nodes) {
+      if (n.kind != SchemaNode::Kind::kAnyOf) continue;
+      std::bitset<256> seen;
+      for (int32_t a : n.alts) {
+        std::bitset<256> f;
+        if (!first_bytes(nodes, a, 0, &f)) return InvalidArgument("json_schema: a $ref cycle never reaches a value");
+        if ((seen & f).any()) {
+          return InvalidArgument(
+              "json_schema: anyOf / oneOf / type lists are supported only when the alternatives start differently "
+              "(e.g. a string or null; not two objects)");
+        }
+        seen |= f;
+      }
+      n.first = seen;
+    }
     return std::shared_ptr<const JsonSchema>(std::move(s));
   }
 
@@ -217,45 +255,10 @@ class SchemaCompiler {
   std::map<std::string, int32_t> refs_;
 };
 
-namespace {
-
-// First bytes of a node (through anyOf chains), with a guard against a
-// $ref cycle that never reaches a value.
-bool first_bytes(const JsonSchema& s, int32_t id, int depth, std::bitset<256>* out) {
-  if (depth > 64) return false;
-  const SchemaNode& n = s.node(id);
-  if (n.kind != SchemaNode::Kind::kAnyOf) {
-    *out |= n.first;
-    return true;
-  }
-  for (int32_t a : n.alts) {
-    if (!first_bytes(s, a, depth + 1, out)) return false;
-  }
-  return true;
-}
-
-}  // namespace
 
 Expected<std::shared_ptr<const JsonSchema>> JsonSchema::compile(const ojson& schema) {
   SchemaCompiler c(schema);
-  SUANLI_ASSIGN_OR_RETURN(std::shared_ptr<const JsonSchema> s, c.run());
-  // anyOf alternatives must be told apart by their first byte.
-  for (size_t i = 0; i < s->nodes_.size(); ++i) {
-    const SchemaNode& n = s->nodes_[i];
-    if (n.kind != SchemaNode::Kind::kAnyOf) continue;
-    std::bitset<256> seen;
-    for (int32_t a : n.alts) {
-      std::bitset<256> f;
-      if (!first_bytes(*s, a, 0, &f)) return InvalidArgument("json_schema: a $ref cycle never reaches a value");
-      if ((seen & f).any()) {
-        return InvalidArgument(
-            "json_schema: anyOf / oneOf / type lists are supported only when the alternatives start differently "
-            "(e.g. a string or null; not two objects)");
-      }
-      seen |= f;
-    }
-  }
-  return s;
+  return c.run();
 }
 
 std::shared_ptr<const JsonSchema> JsonSchema::any_object() {
@@ -330,9 +333,7 @@ bool SchemaAutomaton::start_value(Frame& f, uint8_t c) {
     const SchemaNode& n = schema_->node(f.node);
     int32_t pick = -1;
     for (int32_t a : n.alts) {
-      std::bitset<256> fb;
-      first_bytes(*schema_, a, 0, &fb);
-      if (fb.test(c)) pick = a;
+      if (schema_->node(a).first.test(c)) pick = a;  // first sets filled at compile
     }
     if (pick < 0) return false;
     f.node = static_cast<int16_t>(pick);

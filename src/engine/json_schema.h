@@ -40,7 +40,7 @@ struct SchemaNode {
     kAnyOf,   // one of `alts`, told apart by the first byte
   };
   Kind kind = Kind::kAny;
-  std::bitset<256> first;  // the bytes a value of this node can start with
+  std::bitset<256> first;  // the bytes a value of this node can start with (kAnyOf: its alternatives')
   bool integer = false;    // kAny number: no fraction or exponent
   std::vector<std::string> keys;  // kObject: each key as JSON text, quotes included
   std::vector<int32_t> props;     // kObject: the node of each key's value

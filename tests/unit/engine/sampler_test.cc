@@ -84,6 +84,14 @@ std::vector<int> draw_counts(const std::vector<float>& logits, const SamplingPar
   return count;
 }
 
+// n logits drawn from N(0, sd^2).
+std::vector<float> normal_logits(std::mt19937& rng, int n, float sd) {
+  std::vector<float> logits(static_cast<size_t>(n));
+  std::normal_distribution<float> nd(0.0f, sd);
+  for (float& l : logits) l = nd(rng);
+  return logits;
+}
+
 // Draws `draws` tokens from `logits` with p and checks each token's
 // frequency against `want` (within 5 standard errors); cut tokens never come.
 void expect_follows(const std::vector<float>& logits, const SamplingParams& p, const std::vector<double>& want,
@@ -119,9 +127,7 @@ TEST(Sampler, draws_follow_the_reference_distribution) {
   };
   for (const Case& c : cases) {
     const int n = 120;
-    std::vector<float> logits(n);
-    std::normal_distribution<float> nd(0.0f, 2.0f);
-    for (float& l : logits) l = nd(rng);
+    std::vector<float> logits = normal_logits(rng, n, 2.0f);
     logits[7] = logits[8];  // a tie
     if ((&c - cases) % 2 == 1) {
       // Every other case on a grid of 0.5: ties everywhere, also at the
@@ -145,9 +151,7 @@ TEST(Sampler, a_large_vocabulary_without_cuts_matches_the_softmax) {
   SCOPED_TRACE("seed " + std::to_string(seed));
   rng.seed(seed);
   const int n = 49152;
-  std::vector<float> logits(n);
-  std::normal_distribution<float> nd(0.0f, 1.0f);
-  for (float& l : logits) l = nd(rng);
+  std::vector<float> logits = normal_logits(rng, n, 1.0f);
   for (int i = 0; i < 5; ++i) logits[static_cast<size_t>(rng() % n)] = 9.0f + static_cast<float>(i);
   // No cut (the vectorized id-order pass), min_p alone (its floor in that
   // pass), and top_p over the whole vocabulary (its vectorized sum).
@@ -183,9 +187,7 @@ TEST(Sampler, a_temperature_too_small_to_invert_is_greedy) {
   // 1 / 1e-39 overflows float: weights would be inf * 0 = NaN. Every cut
   // must still give the argmax, as temperature -> 0 does.
   std::mt19937 rng(std::random_device{}());
-  std::vector<float> logits(2000);
-  std::normal_distribution<float> nd(0.0f, 1.0f);
-  for (float& l : logits) l = nd(rng);
+  std::vector<float> logits = normal_logits(rng, 2000, 1.0f);
   logits[1000] = 10.0f;
   for (const SamplingParams& p : {params(1e-39f, 40, 1.0f, 0.0f, 1), params(1e-39f, 0, 0.9f, 0.0f, 2),
                                   params(1e-39f, 500, 0.9f, 0.0f, 3), params(1e-39f, 0, 1.0f, 0.0f, 4)}) {
@@ -215,9 +217,7 @@ TEST(Sampler, logit_bias_shifts_the_logits_before_every_cut) {
   SCOPED_TRACE("seed " + std::to_string(seed));
   rng.seed(seed);
   const int n = 90;
-  std::vector<float> logits(n);
-  std::normal_distribution<float> nd(0.0f, 2.0f);
-  for (float& l : logits) l = nd(rng);
+  std::vector<float> logits = normal_logits(rng, n, 2.0f);
   std::uniform_real_distribution<float> ub(-5.0f, 5.0f);
   std::vector<std::pair<int32_t, float>> bias;
   for (int i = 0; i < n; i += 7) bias.emplace_back(i, ub(rng));
