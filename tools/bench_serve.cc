@@ -43,6 +43,7 @@ struct ServeArgs {
   double temperature = 0;
   bool json = false;
   std::string url;  // a running server instead of an in-process engine
+  EngineConfig::Speculative speculative;
 };
 
 struct RequestTrace {
@@ -111,6 +112,7 @@ std::function<int()> add_bench_serve(CLI::App* bench) {
   sub->add_option("--seed", a->seed, "Seed for prompts and sampling");
   sub->add_option("--temp", a->temperature, "Sampling temperature (default greedy)");
   sub->add_flag("--json", a->json, "Print a JSON list, one object per level");
+  add_speculative_args(sub, a->speculative);
   sub->add_option("--url", a->url,
                   "Benchmark a running `suanli serve` at this URL (e.g. http://127.0.0.1:8080) over HTTP "
                   "(streaming /v1/completions) instead of an in-process engine");
@@ -164,6 +166,7 @@ std::function<int()> add_bench_serve(CLI::App* bench) {
       kv = std::move(*kv_or);
       ecfg.max_batch_tokens = lm.model->max_batch_tokens();
       ecfg.max_seqs = static_cast<int32_t>(a->max_seqs);
+      ecfg.speculative = a->speculative;
       for (auto& sc : ecfg.scenarios) {
         sc.max_queue = 1 << 20;
         sc.reject_unmeetable = false;
@@ -202,6 +205,7 @@ std::function<int()> add_bench_serve(CLI::App* bench) {
       double next_arrival = 0;
       std::vector<std::string> errors;
       std::vector<std::thread> http_threads;
+      const EngineStats stats0 = engine ? engine->stats() : EngineStats{};
       while (true) {
         std::unique_lock<std::mutex> lock(mu);
         if (next >= n_req) {
@@ -268,6 +272,11 @@ std::function<int()> add_bench_serve(CLI::App* bench) {
       }
       const double duration = now_s();
       for (std::thread& t : http_threads) t.join();
+      // Speculative decoding (in-process): drafted and kept tokens, steps.
+      const EngineStats stats1 = engine ? engine->stats() : EngineStats{};
+      const int64_t drafted = stats1.spec_draft_tokens - stats0.spec_draft_tokens;
+      const int64_t kept = stats1.spec_accepted_tokens - stats0.spec_accepted_tokens;
+      const int64_t steps = stats1.steps - stats0.steps;
       std::vector<double> ttft, tpot, itl, e2e;
       int64_t out_tokens = 0, ok = 0, good = 0, cached = 0;
       for (const RequestTrace& t : traces) {
@@ -303,6 +312,9 @@ std::function<int()> add_bench_serve(CLI::App* bench) {
                            {"itl_ms", {{"mean", pi.mean * 1e3}, {"median", pi.median * 1e3}, {"p99", pi.p99 * 1e3}}},
                            {"e2e_ms", {{"mean", pe.mean * 1e3}, {"median", pe.median * 1e3}, {"p99", pe.p99 * 1e3}}},
                            {"goodput_rps", good / duration},
+                           {"steps", engine ? nlohmann::json(steps) : nlohmann::json(nullptr)},
+                           {"spec_draft_tokens", drafted},
+                           {"spec_accepted_tokens", kept},
                            {"errors", errors.size()}});
       } else {
         std::printf("============ Serving Benchmark Result (concurrency %lld) ============\n",
@@ -317,6 +329,12 @@ std::function<int()> add_bench_serve(CLI::App* bench) {
         std::printf("%-44s %.2f\n", "Output token throughput (tok/s):", out_tps);
         std::printf("%-44s %.2f\n", "Total token throughput (tok/s):", (in_tokens + out_tokens) / duration);
         std::printf("%-44s %.2f\n", "Goodput under the scenario SLOs (req/s):", good / duration);
+        if (a->speculative.num_tokens > 0 && engine) {
+          std::printf("%-44s %lld of %lld (%.1f%%)\n", "Speculative drafts kept:", static_cast<long long>(kept),
+                      static_cast<long long>(drafted), drafted ? 100.0 * kept / drafted : 0.0);
+          std::printf("%-44s %.2f\n", "Generated tokens per engine step:",
+                      steps > 0 ? static_cast<double>(out_tokens) / steps : 0.0);
+        }
         auto block = [](const char* title, const char* name, const Percentiles& p) {
           std::printf("%s\n", title);
           std::printf("Mean %-39s %.2f\n", (std::string(name) + " (ms):").c_str(), p.mean * 1e3);

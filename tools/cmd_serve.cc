@@ -31,6 +31,7 @@ struct ServeArgs {
   int64_t max_queue = -1;  // -1: the engine's per-class defaults
   double shutdown_timeout_s = 30;
   std::string served_model_name;
+  EngineConfig::Speculative speculative;
 };
 
 // SUANLI_<LONG_NAME> for every option that has a long name.
@@ -72,6 +73,7 @@ Runner add_serve(CLI::App& app) {
   sub->add_option("--max-batch-tokens", a->model.batch, "Max tokens per forward step");
   sub->add_option("--io-threads", o.io_threads, "HTTP I/O threads");
   sub->add_option("--served-model-name", a->served_model_name, "Model id in the API (default: the file name)");
+  add_speculative_args(sub, a->speculative);
   add_env_names(sub);
   return [a, sub]() -> int {
     if (!sub->parsed()) return -1;
@@ -137,6 +139,7 @@ Runner add_serve(CLI::App& app) {
       ecfg.max_batch_tokens = loaded->lm.model->max_batch_tokens();
       ecfg.max_seqs = static_cast<int32_t>(a->max_seqs);
       ecfg.max_context = a->model.ctx;
+      ecfg.speculative = a->speculative;
       if (a->max_queue >= 0) {
         for (ScenarioConfig& sc : ecfg.scenarios) sc.max_queue = static_cast<int32_t>(a->max_queue);
       }

@@ -85,6 +85,17 @@ Expected<Device*> pick_device(const std::vector<std::unique_ptr<Device>>& device
   return NotFound("no device '" + spec + "'; found:" + available);
 }
 
+void add_speculative_args(CLI::App* sub, EngineConfig::Speculative& s) {
+  sub->add_option("--spec-ngram", s.num_tokens,
+                  "Speculative decoding by prompt lookup: up to N drafted tokens per sequence and step, taken "
+                  "from what followed an earlier occurrence of the sequence's last tokens; the output is "
+                  "unchanged (0: off)");
+  sub->add_option("--spec-ngram-min", s.ngram_min, "Shortest suffix looked up (default 2)");
+  sub->add_option("--spec-ngram-max", s.ngram_max, "Longest suffix looked up (default 4)");
+  sub->add_option("--spec-max-step-tokens", s.max_step_tokens,
+                  "Draft only while a step carries at most this many tokens (default 8)");
+}
+
 void add_sampling_args(CLI::App* sub, SamplingArgs& a) {
   SamplingParams& p = a.params;
   sub->add_option("--temp", p.temperature, "Temperature (0: greedy)");

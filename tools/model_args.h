@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "suanli/device.h"
+#include "suanli/engine.h"
 #include "suanli/kv_cache.h"
 #include "suanli/model.h"
 #include "suanli/sampler.h"
@@ -36,6 +37,10 @@ struct SamplingArgs {
 void add_sampling_args(CLI::App* sub, SamplingArgs& a);
 // Params with the seed resolved (random when not given) and validated.
 Expected<SamplingParams> resolve_sampling(const SamplingArgs& a);
+
+// Speculative decoding by prompt lookup (serve, bench serve): --spec-ngram
+// and its limits; the engine checks the ranges.
+void add_speculative_args(CLI::App* sub, EngineConfig::Speculative& s);
 
 // The device `spec` names among `devices` (see ModelArgs::device).
 Expected<Device*> pick_device(const std::vector<std::unique_ptr<Device>>& devices, const std::string& spec);

@@ -164,6 +164,10 @@ class BlockManager {
   // Releases every block (last block first, so a sequence's tail is evicted
   // before its head) and empties the table.
   void release_all(BlockTable& table);
+  // Releases the blocks past those covering n_tokens tokens (last first);
+  // n_tokens must be at least table.n_committed whole blocks. For blocks
+  // reserved ahead of need (speculative drafts that were not kept).
+  void truncate(BlockTable& table, int64_t n_tokens);
 
   // --- inspection -------------------------------------------------------------
   int32_t ref_count(BlockId id) const;

@@ -56,6 +56,22 @@ struct EngineConfig {
       {60.0, 1.0, 4096, false},  // batch
   }};
   bool prefix_cache = true;
+  // Speculative decoding by prompt lookup (engine/speculative.h): a decoding
+  // sequence whose last tokens occurred earlier in its prompt or output gets
+  // up to `num_tokens` drafted tokens computed in the same step, kept while
+  // the drawn tokens equal them. The output is the same as without it.
+  // 0: off (the default, as in vLLM and llama-server).
+  struct Speculative {
+    int32_t num_tokens = 0;  // drafted tokens per sequence and step, 0 to 16
+    int32_t ngram_min = 2;   // the shortest suffix looked up
+    int32_t ngram_max = 4;   // the longest suffix looked up
+    // Draft only while a step carries at most this many tokens (decodes and
+    // drafts): a step costs about the same up to the device's balance point
+    // (weights read once for all its tokens), and drafts past it are paid
+    // for in arithmetic. 8 suits a 2-core CPU (its int8 peak / memory
+    // bandwidth over 4-bit weights); a GPU's point is far higher.
+    int64_t max_step_tokens = 8;
+  } speculative;
 };
 
 // What a choice's text must be: anything, one JSON object (OpenAI's
@@ -125,6 +141,8 @@ struct EngineStats {
   int64_t generated_tokens = 0;
   int64_t steps = 0;
   int64_t evictions = 0;
+  int64_t spec_draft_tokens = 0;     // drafted tokens computed (speculative decoding)
+  int64_t spec_accepted_tokens = 0;  // of those, kept in the output
 };
 
 class Engine {

@@ -376,6 +376,16 @@ void BlockManager::release_all(BlockTable& table) {
   table.n_committed = 0;
 }
 
+void BlockManager::truncate(BlockTable& table, int64_t n_tokens) {
+  const size_t keep = static_cast<size_t>((n_tokens + block_size_ - 1) / block_size_);
+  SUANLI_CHECK(keep >= static_cast<size_t>(table.n_committed));
+  while (table.blocks.size() > keep) {
+    release(table.blocks.back());
+    table.blocks.pop_back();
+  }
+  table.n_tokens = std::min(table.n_tokens, n_tokens);
+}
+
 // ---- inspection -------------------------------------------------------------------
 
 int32_t BlockManager::ref_count(BlockId id) const {

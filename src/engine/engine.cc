@@ -12,6 +12,7 @@
 #include "engine/json_constraint.h"
 #include "engine/json_schema.h"
 #include "engine/scheduler.h"
+#include "engine/speculative.h"
 #include "engine/stop_matcher.h"
 #include "suanli/block_manager.h"
 #include "suanli/kv_cache.h"
@@ -61,6 +62,11 @@ struct Choice : SchedSeq {
   std::unique_ptr<JsonConstraint> json;  // response_format json_object
   int32_t generated = 0;
   bool finished = false;
+  // Speculative decoding: this choice's draft length cap (0: not yet set).
+  // Drafts that were all kept double it (up to the configured length); a
+  // draft that missed sets it to one more than what was kept, so text the
+  // lookup guesses badly costs about one drafted position per step.
+  int32_t spec_len = 0;
 };
 
 // One token to draw after a step: the choice, its logits row, and what the
@@ -124,7 +130,11 @@ struct Engine::Impl {
   Batch batch;
   std::vector<float> logits;
   std::vector<Draw> draws;  // this step's; grown, never shrunk (their buffers are reused)
-  std::vector<std::pair<Choice*, int32_t>> logit_rows;  // choice, row in logits
+  std::vector<std::pair<Choice*, int32_t>> logit_rows;  // choice, row in logits (a draft's: its first)
+  std::unordered_map<Choice*, int64_t> drafted;         // this step's choices with drafts: n_draft
+  Draw spec_draw;                                       // a drafted position's draw (loop thread)
+  int64_t spec_draft_total = 0;
+  int64_t spec_accepted_total = 0;
   double prefill_ema = 0;  // loop-local EMA of prefill tokens/s
 
   // Shared with stats().
@@ -152,6 +162,13 @@ struct Engine::Impl {
   // Then, one at a time in batch order: events, stop strings, finishing.
   void deliver(Choice& c, const Draw& d);
   void fork(Choice& parent);
+  // Drafts for the decoding sequences (EngineConfig::speculative), before
+  // schedule().
+  void propose_drafts();
+  // After c's first drawn token was delivered: draws the drafted positions
+  // in order while each drawn token equals the draft, then tells the
+  // scheduler how many drafts were kept.
+  void verify_draft(Choice& c, const Draw& first, const float* first_row, int64_t n_draft);
   void update_snapshot();
   Status run_step(StepPlan& plan);
 };
@@ -170,6 +187,14 @@ Expected<std::unique_ptr<Engine>> Engine::create(Model& model, KvCache& kv, std:
   }
   if (c.max_seqs < 1 || c.max_seqs > 4096) return InvalidArgument("max_seqs must be 1 to 4096");
   if (!(c.aging_s > 0)) return InvalidArgument("aging_s must be positive");
+  const EngineConfig::Speculative& sp = c.speculative;
+  if (sp.num_tokens < 0 || sp.num_tokens > 16) return InvalidArgument("speculative num_tokens must be 0 to 16");
+  if (sp.ngram_min < 1 || sp.ngram_max < sp.ngram_min || sp.ngram_max > 64) {
+    return InvalidArgument("speculative n-grams need 1 <= ngram_min <= ngram_max <= 64");
+  }
+  if (sp.num_tokens > 0 && (sp.max_step_tokens < 2 || sp.max_step_tokens > c.max_batch_tokens)) {
+    return InvalidArgument("speculative max_step_tokens must be 2 to max_batch_tokens");
+  }
   const int64_t train_ctx = model.info().n_ctx_train > 0 ? model.info().n_ctx_train : (int64_t{1} << 20);
   if (c.max_context <= 0 || c.max_context > train_ctx) c.max_context = train_ctx;
   if (!tokenizer) return InvalidArgument("an engine needs the model's tokenizer");
@@ -480,6 +505,7 @@ Status Engine::Impl::run_step(StepPlan& plan) {
   for (const auto& [from, to] : plan.block_copies) kv.copy_block(from, to);
   batch.clear();
   logit_rows.clear();
+  drafted.clear();
   for (const StepChunk& ch : plan.chunks) {
     Choice& c = *static_cast<Choice*>(ch.seq);
     Batch::Seq s;
@@ -489,11 +515,20 @@ Status Engine::Impl::run_step(StepPlan& plan) {
     s.block_table = c.blocks.blocks;
     for (int64_t j = 0; j < ch.n_tokens; ++j) {
       const int64_t pos = c.n_computed + j;
-      batch.tokens.push_back(c.tokens[pos]);
+      const int64_t undrafted = ch.n_tokens - ch.n_draft;
+      batch.tokens.push_back(j < undrafted ? c.tokens[pos] : c.draft[j - undrafted]);
       batch.positions.push_back(static_cast<int32_t>(pos));
       batch.slots.push_back(kv.slot(c.blocks.blocks, pos));
     }
-    if (c.n_computed + ch.n_tokens == static_cast<int64_t>(c.tokens.size())) {
+    if (ch.n_draft > 0) {
+      // Logits for the pending token and every drafted position.
+      logit_rows.emplace_back(&c, static_cast<int32_t>(batch.logits_for.size()));
+      for (int64_t j = 0; j <= ch.n_draft; ++j) {
+        batch.logits_for.push_back(static_cast<int32_t>(batch.tokens.size() - 1 - ch.n_draft + j));
+      }
+      drafted[&c] = ch.n_draft;
+      spec_draft_total += ch.n_draft;
+    } else if (c.n_computed + ch.n_tokens == static_cast<int64_t>(c.tokens.size())) {
       logit_rows.emplace_back(&c, static_cast<int32_t>(batch.logits_for.size()));
       batch.logits_for.push_back(static_cast<int32_t>(batch.tokens.size() - 1));
     }
@@ -506,7 +541,7 @@ Status Engine::Impl::run_step(StepPlan& plan) {
   const double dt = clock.now() - t0;
   int64_t prefill = 0;
   for (const StepChunk& ch : plan.chunks) {
-    if (ch.n_tokens > 1) prefill += ch.n_tokens;
+    if (ch.n_tokens > 1 && ch.n_draft == 0) prefill += ch.n_tokens;
   }
   if (prefill > 0 && dt > 0) {
     const double rate = prefill / dt;
@@ -537,8 +572,59 @@ Status Engine::Impl::run_step(StepPlan& plan) {
     }
   }
   model.device().host_parallel_for(static_cast<int64_t>(n_draws), [&](int64_t i) { draw(draws[i]); });
-  for (size_t i = 0; i < n_draws; ++i) deliver(*draws[i].c, draws[i]);
+  for (size_t i = 0; i < n_draws; ++i) {
+    Choice& c = *draws[i].c;
+    deliver(c, draws[i]);
+    if (auto it = drafted.find(&c); it != drafted.end()) verify_draft(c, draws[i], draws[i].row, it->second);
+  }
+  for (const StepChunk& ch : plan.chunks) ch.seq->draft.clear();
   return Status::Ok();
+}
+
+void Engine::Impl::verify_draft(Choice& c, const Draw& first, const float* first_row, int64_t n_draft) {
+  // Row j holds the logits after the pending token and drafts [0, j): valid
+  // for the draw of position j only if drafts [0, j) were all drawn.
+  const int64_t V = model.n_vocab();
+  int64_t kept = 0;
+  int32_t drawn = first.token;
+  while (kept < n_draft && !c.finished && drawn == c.draft[kept]) {
+    ++kept;
+    Draw& d = spec_draw;
+    d.c = &c;
+    d.row = const_cast<float*>(first_row) + kept * V;
+    d.shared_row = false;
+    draw(d);
+    deliver(c, d);
+    drawn = d.token;
+  }
+  spec_accepted_total += kept;
+  c.spec_len = kept == n_draft ? std::min<int32_t>(config.speculative.num_tokens, 2 * c.spec_len)
+                               : static_cast<int32_t>(kept + 1);
+  // A finished choice already left the scheduler with its blocks.
+  if (!c.finished) sched.accept_draft(&c, kept);
+}
+
+void Engine::Impl::propose_drafts() {
+  const EngineConfig::Speculative& sp = config.speculative;
+  if (sp.num_tokens <= 0) return;
+  for (SchedSeq* s : sched.running()) s->draft.clear();
+  int64_t n_decoding = 0;
+  for (const SchedSeq* s : sched.running()) n_decoding += s->pending() == 1;
+  if (n_decoding == 0) return;
+  const int64_t per_seq = std::min<int64_t>(sp.num_tokens, (sp.max_step_tokens - n_decoding) / n_decoding);
+  if (per_seq <= 0) return;
+  for (SchedSeq* s : sched.running()) {
+    if (s->pending() != 1) continue;
+    Choice& c = *static_cast<Choice*>(s);
+    if (c.spec_len == 0) c.spec_len = sp.num_tokens;
+    // At most one token per step is drawn beyond the drafts: never draft
+    // past max_tokens or the context.
+    const int64_t left = std::min<int64_t>(c.req->req.max_tokens - c.generated - 1,
+                                           config.max_context - static_cast<int64_t>(s->tokens.size()) - 1);
+    const int64_t k = std::min({per_seq, left, static_cast<int64_t>(c.spec_len)});
+    if (k <= 0) continue;
+    s->draft = propose_ngram_draft(s->tokens, static_cast<int32_t>(k), sp.ngram_min, sp.ngram_max);
+  }
 }
 
 void Engine::Impl::update_snapshot() {
@@ -561,6 +647,8 @@ void Engine::Impl::update_snapshot() {
   st.prompt_tokens = prompt_tokens_total;
   st.generated_tokens = generated_total;
   st.steps = steps;
+  st.spec_draft_tokens = spec_draft_total;
+  st.spec_accepted_tokens = spec_accepted_total;
   prefill_tokens_per_s = prefill_ema;
 }
 
@@ -608,6 +696,7 @@ void Engine::Impl::loop() {
       update_snapshot();
       continue;
     }
+    propose_drafts();
     StepPlan plan = sched.schedule();
     if (plan.chunks.empty()) {
       // Nothing fits right now (blocks held by finished-but-cached data are

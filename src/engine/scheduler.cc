@@ -121,8 +121,12 @@ StepPlan Scheduler::schedule() {
     }
     if (!s->running) continue;
     if (s->blocks.blocks.size() * blocks_.block_size() < static_cast<size_t>(s->n_computed + 1)) continue;
-    plan.chunks.push_back({s, 1});
-    budget -= 1;
+    // Drafts ride along where the budget and free blocks allow; they never
+    // preempt anything.
+    const int64_t k = std::min<int64_t>(static_cast<int64_t>(s->draft.size()), budget - 1);
+    const int64_t n_draft = k > 0 && blocks_.ensure_capacity(s->blocks, s->n_computed + 1 + k).ok() ? k : 0;
+    plan.chunks.push_back({s, 1 + n_draft, n_draft});
+    budget -= 1 + n_draft;
   }
 
   // 2. Running prompts continue in chunks.
@@ -181,12 +185,23 @@ StepPlan Scheduler::schedule() {
 void Scheduler::completed(const StepPlan& plan) {
   for (const StepChunk& c : plan.chunks) {
     SchedSeq* s = c.seq;
-    s->n_computed += c.n_tokens;
+    s->n_computed += c.n_tokens - c.n_draft;
     s->blocks.n_tokens = s->n_computed;
     if (config_.prefix_cache) {
       blocks_.commit_full_blocks(s->blocks, std::span<const int32_t>(s->tokens.data(), s->n_computed));
     }
   }
+}
+
+void Scheduler::accept_draft(SchedSeq* s, int64_t n) {
+  s->n_computed += n;
+  s->blocks.n_tokens = s->n_computed;
+  if (config_.prefix_cache) {
+    blocks_.commit_full_blocks(s->blocks, std::span<const int32_t>(s->tokens.data(), s->n_computed));
+  }
+  // Blocks that held only rejected drafts go back (they were never offered
+  // to the prefix cache: only blocks full of computed tokens are).
+  blocks_.truncate(s->blocks, s->n_computed);
 }
 
 }  // namespace suanli

@@ -45,6 +45,11 @@ struct SchedSeq {
   int64_t n_computed = 0;       // tokens whose K/V are in the cache
   int64_t n_cached = 0;         // of those, taken from the prefix cache at admission
   BlockTable blocks;            // blocks.n_tokens == n_computed between steps
+  // Drafted next tokens (speculative decoding, set by the engine before
+  // schedule()): a decoding sequence computes them in its step after its
+  // pending token, when the budget and free blocks allow (never by
+  // preempting another sequence). Not part of `tokens` until verified.
+  std::vector<int32_t> draft;
   bool running = false;
   bool ever_scheduled = false;
   int64_t preemptions = 0;
@@ -55,6 +60,10 @@ struct SchedSeq {
 struct StepChunk {
   SchedSeq* seq;
   int64_t n_tokens;  // tokens[n_computed, n_computed + n_tokens) run this step
+  // Of n_tokens, the last n_draft are seq->draft[0, n_draft) (a decode with
+  // drafts: n_tokens = 1 + n_draft). completed() counts only the first
+  // token; accept_draft() the drafts that were verified.
+  int64_t n_draft = 0;
 };
 
 struct StepPlan {
@@ -74,6 +83,10 @@ class Scheduler {
   void remove(SchedSeq* seq);  // finished or cancelled: frees its blocks
   // After the step ran: tokens computed, full blocks registered for reuse.
   void completed(const StepPlan& plan);
+  // After completed(): the first n drafted tokens of s's step were verified
+  // (they are now the end of s->tokens) and their K/V, written in the step,
+  // counts as computed; blocks past the computed tokens are released.
+  void accept_draft(SchedSeq* s, int64_t n);
   StepPlan schedule();
 
   int32_t n_running() const { return static_cast<int32_t>(running_.size()); }

@@ -134,6 +134,12 @@ std::string Metrics::render(const EngineStats* st) const {
     out += "suanli:prefix_cache_hit_ratio " + fmt(st->prefix_hit_rate) + "\n";
     header(&out, "suanli:preemptions_total", "counter", "Sequences preempted (recomputed later) for KV space.");
     out += "suanli:preemptions_total " + std::to_string(st->preemptions) + "\n";
+    header(&out, "suanli:spec_decode_draft_tokens_total", "counter",
+           "Tokens drafted by speculative decoding (prompt lookup) and computed.");
+    out += "suanli:spec_decode_draft_tokens_total " + std::to_string(st->spec_draft_tokens) + "\n";
+    header(&out, "suanli:spec_decode_accepted_tokens_total", "counter",
+           "Drafted tokens kept (equal to the drawn token).");
+    out += "suanli:spec_decode_accepted_tokens_total " + std::to_string(st->spec_accepted_tokens) + "\n";
   }
   std::lock_guard<std::mutex> lock(mu_);
   header(&out, "suanli:prompt_tokens_total", "counter", "Prompt tokens of finished requests.");

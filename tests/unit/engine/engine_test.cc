@@ -59,7 +59,8 @@ struct Outcome {
 
 // An engine over a fresh KV cache of `kv_bytes`.
 struct Harness {
-  explicit Harness(uint64_t kv_bytes, int32_t max_seqs = 64, int64_t max_batch_tokens = 256) {
+  explicit Harness(uint64_t kv_bytes, int32_t max_seqs = 64, int64_t max_batch_tokens = 256,
+                   EngineConfig::Speculative spec = {}) {
     Loaded* l = shared_model();
     KvCacheOptions ko;
     ko.memory_bytes = kv_bytes;
@@ -67,6 +68,7 @@ struct Harness {
     EngineConfig cfg;
     cfg.max_seqs = max_seqs;
     cfg.max_batch_tokens = max_batch_tokens;
+    cfg.speculative = spec;
     engine = std::move(Engine::create(*l->model, *kv, l->tok, cfg).value());
   }
 
@@ -196,6 +198,89 @@ TEST(Engine, concurrent_seeded_sampling_matches_each_run_alone) {
     if (reqs[i].logprobs >= 0) {  // the chosen token first, then the top 3, per token
       EXPECT_EQ(together[i].logprobs.size(), 4 * together[i].ids.size()) << "request " << i;
     }
+  }
+}
+
+// Speculative decoding (prompt lookup) changes how many positions a step
+// computes, never the tokens: greedy and seeded sampling (penalties,
+// logprobs, stop strings, a JSON response) give exactly the tokens of plain
+// decoding, alone or batched, while a good share of drafts is kept. Blocks
+// written with drafts that were not kept never reach the prefix cache:
+// a prompt that continues a speculated output, served from that cache,
+// gives the output of an engine that never speculated.
+TEST(Engine, speculative_decoding_gives_the_tokens_of_plain_decoding) {
+  REQUIRE_MODEL();
+  const Loaded* l = shared_model();
+  const unsigned seed = std::random_device{}();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937 rng(seed);
+  // Text that repeats itself, so drafts are found and often right.
+  const std::vector<std::string> texts = {
+      "Copy the list exactly.\napple, banana, cherry, grape, lemon, mango, orange, peach\n"
+      "apple, banana, cherry, grape, lemon, mango, orange, peach\napple, banana,",
+      "def add(a, b):\n    return a + b\n\ndef sub(a, b):\n    return a - b\n\ndef mul(a, b):\n",
+      "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18,",
+      "The cat sat on the mat. The dog sat on the log. The cat sat on the",
+  };
+  std::vector<Request> reqs;
+  for (size_t i = 0; i < 8; ++i) {
+    Request r = greedy(l->tok->encode(texts[i % texts.size()], true, false), 48);
+    if (i >= 4) {
+      r.sampling = SamplingParams{};
+      r.sampling.seed = rng();
+      r.sampling.temperature = i == 4 ? 1.0f : 0.6f;
+      if (i == 5) r.sampling.repetition_penalty = 1.1f, r.logprobs = 2;
+      if (i == 6) r.sampling.frequency_penalty = 0.4f;
+    }
+    if (i == 3) r.stop = {"log. The dog"};
+    reqs.push_back(r);
+  }
+  Request js = greedy(l->tok->encode("A JSON object with keys a, b, c, all 1: {\"a\": 1, \"b\": 1, \"c\": 1}\n", true,
+                                     false),
+                      40);
+  js.ignore_eos = false;
+  js.response_format = ResponseFormat::kJsonObject;
+  reqs.push_back(js);
+
+  std::vector<Outcome> plain(reqs.size());
+  {
+    Harness h(64u << 20, /*max_seqs=*/1);
+    for (size_t i = 0; i < reqs.size(); ++i) plain[i] = h.run_all({reqs[i]})[0];
+  }
+  EngineConfig::Speculative spec;
+  spec.num_tokens = 6;
+  spec.max_step_tokens = 64;  // drafts for every sequence, batched too
+  for (int32_t max_seqs : {1, 64}) {
+    SCOPED_TRACE("max_seqs " + std::to_string(max_seqs));
+    Harness h(64u << 20, max_seqs, 256, spec);
+    std::vector<Outcome> fast = h.run_all(reqs);
+    for (size_t i = 0; i < reqs.size(); ++i) {
+      ASSERT_TRUE(fast[i].done && plain[i].done);
+      EXPECT_EQ(fast[i].ids, plain[i].ids) << "request " << i;
+      EXPECT_EQ(fast[i].text, plain[i].text) << "request " << i;
+      EXPECT_EQ(fast[i].finish, plain[i].finish) << "request " << i;
+      ASSERT_EQ(fast[i].logprobs.size(), plain[i].logprobs.size()) << "request " << i;
+      for (size_t j = 0; j < fast[i].logprobs.size(); ++j) {
+        EXPECT_EQ(fast[i].logprobs[j].token, plain[i].logprobs[j].token);
+        EXPECT_EQ(fast[i].logprobs[j].logprob, plain[i].logprobs[j].logprob);
+      }
+    }
+    const EngineStats st = h.settled_stats();
+    EXPECT_GT(st.spec_draft_tokens, 0);
+    // The repeated lists and code are followed closely: far more than
+    // chance keeps drafts (a wrong draft costs a position, no token).
+    EXPECT_GT(st.spec_accepted_tokens, st.spec_draft_tokens / 4);
+    EXPECT_LT(st.steps, 8 * 48) << "drafts kept should save steps";
+    EXPECT_EQ(st.kv_blocks_used, 0);
+
+    // Continue request 0's speculated output: its full blocks come from the
+    // prefix cache and must hold exactly those tokens' K/V.
+    std::vector<int32_t> cont = reqs[0].prompt;
+    cont.insert(cont.end(), fast[0].ids.begin(), fast[0].ids.end());
+    const Outcome cached = h.run_all({greedy(cont, 16)})[0];
+    EXPECT_GE(cached.usage.cached_prompt_tokens, static_cast<int64_t>(cont.size()) - 16);
+    Harness fresh(64u << 20);
+    EXPECT_EQ(cached.ids, fresh.run_all({greedy(cont, 16)})[0].ids);
   }
 }
 

@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include "engine/speculative.h"
+
 #include <memory>
 
 namespace suanli {
@@ -183,6 +185,61 @@ TEST(Scheduler, respects_the_sequence_limit) {
   f.step();
   EXPECT_EQ(f.sched->n_running(), 2);
   EXPECT_EQ(f.sched->n_waiting(), 2);
+}
+
+// Drafts (speculative decoding) ride along with a decode within the budget
+// and free blocks, never preempt, and blocks they alone used go back.
+TEST(Scheduler, drafts_fit_the_budget_and_free_blocks_and_never_preempt) {
+  Fixture f(/*n_blocks=*/4, /*budget=*/6, 8, /*block_size=*/4);
+  SchedSeq* a = f.add(ScenarioClass::kInteractive, 3);
+  f.step();  // 3 prompt tokens computed, 1 sampled: pending 1, 1 block
+  ASSERT_EQ(a->pending(), 1);
+  a->draft = {11, 12, 13, 14, 15, 16, 17};
+  StepPlan p = f.sched->schedule();
+  ASSERT_EQ(p.chunks.size(), 1u);
+  EXPECT_EQ(p.chunks[0].n_tokens, 6);  // the budget: 1 + 5 drafts
+  EXPECT_EQ(p.chunks[0].n_draft, 5);
+  EXPECT_EQ(a->blocks.blocks.size(), 3u);  // positions 3..8
+  f.sched->completed(p);
+  EXPECT_EQ(a->n_computed, 4);  // drafts are not computed tokens until kept
+  a->tokens.insert(a->tokens.end(), {11, 12, 99});  // two drafts kept, then a drawn token
+  f.sched->accept_draft(a, 2);
+  EXPECT_EQ(a->n_computed, 6);
+  EXPECT_EQ(a->pending(), 1);
+  EXPECT_EQ(a->blocks.blocks.size(), 2u);  // the third block held only rejected drafts
+  EXPECT_EQ(f.blocks.stats().in_use, 2);
+  EXPECT_TRUE(f.blocks.validate().ok());
+
+  // A second sequence takes the remaining blocks; a's drafts then do not
+  // fit, and a still decodes its one token without preempting anything.
+  SchedSeq* b = f.add(ScenarioClass::kBatch, 8, 500);
+  a->draft.clear();
+  f.step();
+  ASSERT_TRUE(b->running);
+  a->draft = {1, 2, 3, 4};
+  p = f.sched->schedule();
+  EXPECT_EQ(Fixture::tokens_for(p, a), 1);
+  for (const StepChunk& c : p.chunks) EXPECT_EQ(c.n_draft, 0);
+  EXPECT_TRUE(p.preempted.empty());
+  EXPECT_TRUE(b->running);
+}
+
+TEST(NgramDraft, proposes_what_followed_the_longest_most_recent_match) {
+  using V = std::vector<int32_t>;
+  // Suffix [2 3] occurred twice; the most recent occurrence is followed by 9.
+  EXPECT_EQ(propose_ngram_draft(V{1, 2, 3, 4, 5, 2, 3, 9, 8, 7, 2, 3}, 3, 1, 4), (V{9, 8, 7}));
+  // The longest matching suffix wins over a more recent shorter one.
+  EXPECT_EQ(propose_ngram_draft(V{5, 6, 7, 1, 9, 7, 2, 6, 7}, 2, 1, 3), (V{1, 9}));
+  // Fewer tokens follow the match than asked: what there is.
+  EXPECT_EQ(propose_ngram_draft(V{4, 5, 6, 4, 5}, 5, 2, 2), (V{6, 4, 5}));
+  // A repeating pattern drafts its own continuation (overlapping match).
+  EXPECT_EQ(propose_ngram_draft(V{7, 7, 7, 7}, 4, 2, 3), (V{7}));
+  // No match of at least ngram_min tokens, or nothing asked: nothing.
+  EXPECT_TRUE(propose_ngram_draft(V{1, 2, 3, 4, 5}, 3, 1, 4).empty());
+  EXPECT_TRUE(propose_ngram_draft(V{1, 2, 1, 3}, 3, 2, 4).empty());
+  EXPECT_TRUE(propose_ngram_draft(V{1, 2, 1, 2}, 0, 1, 4).empty());
+  EXPECT_TRUE(propose_ngram_draft(V{}, 3, 1, 4).empty());
+  EXPECT_TRUE(propose_ngram_draft(V{5}, 3, 1, 4).empty());
 }
 
 }  // namespace

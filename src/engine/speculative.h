@@ -1,0 +1,33 @@
+// Speculative decoding by prompt lookup (n-gram drafts): the tokens that
+// followed the most recent earlier occurrence of a sequence's last n tokens
+// are proposed as its next tokens, and one forward step computes the
+// sequence's next token and every drafted position at once. The engine
+// (engine.cc) then draws each position's token exactly as plain decoding
+// would, in order, and keeps drafted tokens only while the drawn token
+// equals the draft; the first draw that differs is the step's last token.
+//
+// Why the output is identical to plain decoding, token for token and with
+// any sampling parameters: a position's logits do not depend on the batch
+// (batch invariance, docs/engine.md), and the draws are the same calls of
+// the same per-request sampler on the same rows, in the same order. A draft
+// only decides how many positions are computed per step; the accepted
+// fraction decides the speed-up.
+//
+// Thread safety: free functions, no state.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+namespace suanli {
+
+// Up to max_tokens tokens that followed the most recent earlier occurrence
+// of the last n tokens of `tokens`, trying n = ngram_max down to ngram_min
+// (the longest suffix that occurred before wins); empty when none occurs.
+// An occurrence may overlap the suffix itself (a repeating pattern drafts
+// its own continuation). O(len(tokens) * ngram_max).
+std::vector<int32_t> propose_ngram_draft(std::span<const int32_t> tokens, int32_t max_tokens, int32_t ngram_min,
+                                         int32_t ngram_max);
+
+}  // namespace suanli
