@@ -5,6 +5,7 @@ disconnects, overload and SIGTERM drain (docs/server.md)."""
 import json
 import signal
 import socket
+import subprocess
 import threading
 import time
 
@@ -533,6 +534,36 @@ def test_disconnect_mid_stream_frees_request_and_blocks(server):
     assert wait_for(lambda: server.metrics()["suanli:kv_cache_blocks_used"] == baseline, timeout=20)
     assert server.metrics()['suanli:requests_total{scenario="interactive",finish_reason="abort"}'] >= 4
     assert server.health() == 200
+
+
+def test_speculative_decoding_gives_the_same_output(suanli_bin, default_model, client):
+    """--spec-ngram drafts tokens by prompt lookup and keeps them only where
+    the drawn token equals the draft: the same text, tokens and logprobs as
+    the plain server, greedy and seeded, streamed or not (docs/engine.md)."""
+    para = ("The Great Barrier Reef is the worlds largest coral reef system, composed of over 2,900 individual "
+            "reefs and 900 islands streching for over 2,300 kilometres.")
+    msgs = [{"role": "user", "content": "Correct the spelling and write the text out in full:\n\n" + para}]
+    s = ServerProcess(suanli_bin, default_model, "--spec-ngram", "4")
+    try:
+        fast = openai.OpenAI(base_url=s.url + "/v1", api_key="unused", max_retries=0, timeout=120)
+        for kw in ({"temperature": 0}, {"temperature": 0.8, "seed": 11, "logprobs": True, "top_logprobs": 2}):
+            want = client.chat.completions.create(model="m", messages=msgs, max_tokens=80, **kw).choices[0]
+            got = fast.chat.completions.create(model="m", messages=msgs, max_tokens=80, **kw).choices[0]
+            assert got.message.content == want.message.content
+            if kw.get("logprobs"):
+                assert [(t.token, t.logprob) for t in got.logprobs.content] == \
+                       [(t.token, t.logprob) for t in want.logprobs.content]
+            streamed = "".join(c.choices[0].delta.content or "" for c in fast.chat.completions.create(
+                model="m", messages=msgs, max_tokens=80, stream=True, **kw) if c.choices)
+            assert streamed == want.message.content
+        m = s.metrics()
+        assert m["suanli:spec_decode_accepted_tokens_total"] > 0
+        assert m["suanli:spec_decode_draft_tokens_total"] >= m["suanli:spec_decode_accepted_tokens_total"]
+    finally:
+        assert s.stop() == 0
+    bad = subprocess.run([suanli_bin, "serve", "-m", default_model, "--port", "0", "--spec-ngram", "99"],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0 and "num_tokens must be 0 to 16" in bad.stderr
 
 
 def test_api_key(suanli_bin, default_model):

@@ -284,6 +284,44 @@ TEST(Engine, speculative_decoding_gives_the_tokens_of_plain_decoding) {
   }
 }
 
+// Drafts with forks (n = 3 choices share the prompt's blocks, copy-on-write
+// of the shared partial block) and under a KV budget that forces
+// preemption: still the tokens of plain decoding, and no block leaks.
+TEST(Engine, speculative_decoding_with_forks_and_preemption) {
+  REQUIRE_MODEL();
+  const Loaded* l = shared_model();
+  std::mt19937 rng(std::random_device{}());
+  std::vector<Request> reqs;
+  for (int i = 0; i < 10; ++i) {
+    // Random text repeated, so the lookup finds drafts from the first step.
+    std::vector<int32_t> p = random_prompt(rng, 20);
+    p.insert(p.end(), p.begin(), p.end());
+    Request r = greedy(p, 40);
+    if (i % 3 == 1) {
+      r.sampling = SamplingParams{};
+      r.sampling.seed = rng();
+      r.n = 3;
+    }
+    reqs.push_back(r);
+  }
+  std::vector<Outcome> plain = Harness(64u << 20).run_all(reqs);
+  const uint64_t per_block = 16ull * 2 * l->model->info().n_layer * l->model->info().n_head_kv *
+                             l->model->info().head_dim * 2;
+  EngineConfig::Speculative spec;
+  spec.num_tokens = 5;
+  spec.max_step_tokens = 256;
+  Harness tight(per_block * 24, 64, 256, spec);
+  std::vector<Outcome> fast = tight.run_all(reqs);
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    ASSERT_TRUE(fast[i].done);
+    EXPECT_EQ(fast[i].all_ids, plain[i].all_ids) << "request " << i;
+  }
+  const EngineStats st = tight.settled_stats();
+  EXPECT_GT(st.preemptions, 0);
+  EXPECT_GT(st.spec_accepted_tokens, 0);
+  EXPECT_EQ(st.kv_blocks_used, 0);
+}
+
 TEST(Engine, repeated_long_system_prompt_is_served_from_the_prefix_cache) {
   REQUIRE_MODEL();
   std::mt19937 rng(std::random_device{}());
