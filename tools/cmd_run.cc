@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "commands.h"
+#include "engine/speculative.h"
 #include "model_args.h"
 #include "suanli/session.h"
 
@@ -22,6 +23,7 @@ struct RunArgs {
   int64_t n_predict = 128;
   bool ignore_eos = false;
   bool no_special = false;
+  int32_t spec_ngram = 0;  // drafted tokens per step (prompt lookup); 0: off
 };
 
 using Clock = std::chrono::steady_clock;
@@ -40,12 +42,16 @@ Runner add_run(CLI::App& app) {
   sub->add_option("-n,--n-predict", a->n_predict, "Tokens to generate");
   sub->add_flag("--ignore-eos", a->ignore_eos, "Keep generating past end-of-generation tokens");
   sub->add_flag("--no-special", a->no_special, "Do not parse special-token text in the prompt");
+  sub->add_option("--spec-ngram", a->spec_ngram,
+                  "Speculative decoding by prompt lookup: up to N drafted tokens per step (0: off); the text "
+                  "is the same");
   return [a] {
     auto fail = [](const std::string& m) {
       std::fprintf(stderr, "suanli run: %s\n", m.c_str());
       return 1;
     };
     if (a->n_predict < 0 || a->n_predict > (1 << 24)) return fail("-n must be 0 to 16777216");
+    if (a->spec_ngram < 0 || a->spec_ngram > 16) return fail("--spec-ngram must be 0 to 16");
     std::string prompt = a->prompt;
     if (!a->prompt_file.empty()) {
       std::ifstream in(a->prompt_file, std::ios::binary);
@@ -78,18 +84,62 @@ Runner add_run(CLI::App& app) {
     const double prompt_s = seconds_since(t_prompt);
     const auto t_gen = Clock::now();
     int64_t generated = 0;
-    std::vector<float> logits;
-    for (; generated < a->n_predict; ++generated) {
-      logits = session.logits();
-      const int32_t next = sampler.sample(logits.data());
-      if (!a->ignore_eos && tok.is_end_of_generation(next)) break;
-      sampler.accept(next);
-      const std::string text = out.push(next);
-      std::fwrite(text.data(), 1, text.size(), stdout);
-      std::fflush(stdout);
-      if (generated + 1 < a->n_predict) {
-        if (Status s = session.append(next); !s.ok()) return fail(s.to_string());
+    int64_t drafted = 0, kept = 0, steps = 0;
+    // Each token is drawn from the logits after the tokens before it; with
+    // --spec-ngram, one step appends the drawn token and a draft, and the
+    // drafts count only while each next draw equals them (the same draws as
+    // without drafts: docs/engine.md, "Speculative decoding").
+    std::vector<float> rows = session.logits();
+    size_t row = 0;  // the row of `rows` the next token is drawn from
+    int32_t spec_len = a->spec_ngram;
+    std::vector<int32_t> step_tokens;
+    const int64_t V = lm->model->n_vocab();
+    bool ended = false;
+    while (generated < a->n_predict && !ended) {
+      // Draw until a token misses its draft (or no draft is pending).
+      std::vector<int32_t> draws;
+      const std::vector<int32_t> pending_draft(step_tokens.size() > 1 ? step_tokens.begin() + 1 : step_tokens.end(),
+                                               step_tokens.end());
+      for (;;) {
+        const int32_t next = sampler.sample(rows.data() + row * V);
+        if (!a->ignore_eos && tok.is_end_of_generation(next)) {
+          ended = true;
+          break;
+        }
+        sampler.accept(next);
+        const std::string text = out.push(next);
+        std::fwrite(text.data(), 1, text.size(), stdout);
+        std::fflush(stdout);
+        draws.push_back(next);
+        if (++generated >= a->n_predict) break;
+        if (row >= pending_draft.size() || next != pending_draft[row]) break;
+        ++row;
       }
+      if (!pending_draft.empty()) {
+        const int64_t k = static_cast<int64_t>(row);  // drafts kept
+        drafted += static_cast<int64_t>(pending_draft.size());
+        kept += k;
+        spec_len = k == static_cast<int64_t>(pending_draft.size()) ? std::min(a->spec_ngram, 2 * spec_len)
+                                                                   : static_cast<int32_t>(k + 1);
+        // Keep the step's first token and the kept drafts.
+        session.truncate(static_cast<int64_t>(session.tokens().size()) - static_cast<int64_t>(pending_draft.size()) + k);
+      }
+      if (ended || generated >= a->n_predict) break;
+      // The last draw is not in the cache yet: append it with a new draft.
+      step_tokens.assign(1, draws.back());
+      if (a->spec_ngram > 0) {
+        std::vector<int32_t> history = session.tokens();
+        history.push_back(draws.back());
+        const int64_t room = std::min<int64_t>({spec_len, a->n_predict - generated - 1,
+                                                lm->model->max_batch_tokens() - 1});
+        if (room > 0) {
+          const std::vector<int32_t> d = propose_ngram_draft(history, static_cast<int32_t>(room), 2, 4);
+          step_tokens.insert(step_tokens.end(), d.begin(), d.end());
+        }
+      }
+      if (Status s = session.append_all(step_tokens, &rows); !s.ok()) return fail(s.to_string());
+      row = 0;
+      ++steps;
     }
     const std::string tail = out.flush();
     std::fwrite(tail.data(), 1, tail.size(), stdout);
@@ -98,6 +148,10 @@ Runner add_run(CLI::App& app) {
     std::fprintf(stderr, "\nsuanli run: prompt %zu tokens in %.3f s (%.1f t/s), generated %lld tokens in %.3f s (%.1f t/s)\n",
                  ids.size(), prompt_s, ids.size() / std::max(prompt_s, 1e-9), static_cast<long long>(generated), gen_s,
                  generated / std::max(gen_s, 1e-9));
+    if (a->spec_ngram > 0) {
+      std::fprintf(stderr, "suanli run: speculative: %lld of %lld drafted tokens kept, %lld steps\n",
+                   static_cast<long long>(kept), static_cast<long long>(drafted), static_cast<long long>(steps));
+    }
     return 0;
   };
 }

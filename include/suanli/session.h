@@ -26,6 +26,15 @@ class Session {
   Status set_prompt(std::span<const int32_t> tokens);
   // Appends one token and computes its logits.
   Status append(int32_t token);
+  // Appends tokens in one forward step and computes the logits after each
+  // ([tokens.size()][n_vocab] into *rows; logits() is the last row). For
+  // speculative decoding: the caller keeps a verified prefix with
+  // truncate(). At most the model's max_batch_tokens tokens.
+  Status append_all(std::span<const int32_t> tokens, std::vector<float>* rows);
+  // Keeps the first n tokens (n <= tokens().size()); K/V past them is
+  // overwritten by later tokens. logits() is then stale until the next
+  // append.
+  void truncate(int64_t n);
   // Drops everything (blocks go back to the cache).
   void reset();
 

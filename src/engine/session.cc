@@ -63,4 +63,32 @@ Status Session::append(int32_t token) {
   return Status::Ok();
 }
 
+Status Session::append_all(std::span<const int32_t> tokens, std::vector<float>* rows) {
+  const int64_t n = static_cast<int64_t>(tokens.size());
+  if (n == 0 || n > model_.max_batch_tokens()) return InvalidArgument("append_all takes 1 to max_batch_tokens tokens");
+  const int64_t past = static_cast<int64_t>(tokens_.size());
+  SUANLI_RETURN_IF_ERROR(kv_.reserve(table_, past + n));
+  batch_.clear();
+  batch_.tokens.assign(tokens.begin(), tokens.end());
+  for (int64_t j = 0; j < n; ++j) {
+    batch_.positions.push_back(static_cast<int32_t>(past + j));
+    batch_.slots.push_back(kv_.slot(table_, past + j));
+    batch_.logits_for.push_back(static_cast<int32_t>(j));
+  }
+  Batch::Seq s;
+  s.n_tokens = static_cast<int32_t>(n);
+  s.n_past = static_cast<int32_t>(past);
+  s.block_table = table_;
+  batch_.seqs.push_back(std::move(s));
+  rows->resize(static_cast<size_t>(n * model_.n_vocab()));
+  SUANLI_RETURN_IF_ERROR(model_.forward(batch_, kv_, rows->data()));
+  logits_.assign(rows->end() - model_.n_vocab(), rows->end());
+  tokens_.insert(tokens_.end(), tokens.begin(), tokens.end());
+  return Status::Ok();
+}
+
+void Session::truncate(int64_t n) {
+  if (n < static_cast<int64_t>(tokens_.size())) tokens_.resize(static_cast<size_t>(std::max<int64_t>(0, n)));
+}
+
 }  // namespace suanli
