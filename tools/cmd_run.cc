@@ -119,8 +119,7 @@ Runner add_run(CLI::App& app) {
         const int64_t k = static_cast<int64_t>(row);  // drafts kept
         drafted += static_cast<int64_t>(pending_draft.size());
         kept += k;
-        spec_len = k == static_cast<int64_t>(pending_draft.size()) ? std::min(a->spec_ngram, 2 * spec_len)
-                                                                   : static_cast<int32_t>(k + 1);
+        spec_len = next_draft_length(spec_len, static_cast<int64_t>(pending_draft.size()), k, a->spec_ngram);
         // Keep the step's first token and the kept drafts.
         session.truncate(static_cast<int64_t>(session.tokens().size()) - static_cast<int64_t>(pending_draft.size()) + k);
       }

@@ -62,10 +62,8 @@ struct Choice : SchedSeq {
   std::unique_ptr<JsonConstraint> json;  // response_format json_object
   int32_t generated = 0;
   bool finished = false;
-  // Speculative decoding: this choice's draft length cap (0: not yet set).
-  // Drafts that were all kept double it (up to the configured length); a
-  // draft that missed sets it to one more than what was kept, so text the
-  // lookup guesses badly costs about one drafted position per step.
+  // Speculative decoding: this choice's draft length cap (0: not yet set;
+  // next_draft_length() adapts it).
   int32_t spec_len = 0;
 };
 
@@ -598,8 +596,7 @@ void Engine::Impl::verify_draft(Choice& c, const Draw& first, const float* first
     drawn = d.token;
   }
   spec_accepted_total += kept;
-  c.spec_len = kept == n_draft ? std::min<int32_t>(config.speculative.num_tokens, 2 * c.spec_len)
-                               : static_cast<int32_t>(kept + 1);
+  c.spec_len = next_draft_length(c.spec_len, n_draft, kept, config.speculative.num_tokens);
   // A finished choice already left the scheduler with its blocks.
   if (!c.finished) sched.accept_draft(&c, kept);
 }

@@ -30,4 +30,13 @@ namespace suanli {
 std::vector<int32_t> propose_ngram_draft(std::span<const int32_t> tokens, int32_t max_tokens, int32_t ngram_min,
                                          int32_t ngram_max);
 
+// The next draft length cap of a sequence after a step that drafted
+// `drafted` tokens and kept `kept`: a fully kept draft doubles it (up to
+// max_len); a draft that missed sets it to kept + 1, so text the lookup
+// guesses badly costs about one drafted position per step.
+inline int32_t next_draft_length(int32_t len, int64_t drafted, int64_t kept, int32_t max_len) {
+  if (kept >= drafted) return len * 2 < max_len ? len * 2 : max_len;
+  return static_cast<int32_t>(kept + 1);
+}
+
 }  // namespace suanli
