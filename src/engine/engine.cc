@@ -187,8 +187,8 @@ Expected<std::unique_ptr<Engine>> Engine::create(Model& model, KvCache& kv, std:
   if (!(c.aging_s > 0)) return InvalidArgument("aging_s must be positive");
   const EngineConfig::Speculative& sp = c.speculative;
   if (sp.num_tokens < 0 || sp.num_tokens > 16) return InvalidArgument("speculative num_tokens must be 0 to 16");
-  if (sp.ngram_min < 1 || sp.ngram_max < sp.ngram_min || sp.ngram_max > 64) {
-    return InvalidArgument("speculative n-grams need 1 <= ngram_min <= ngram_max <= 64");
+  if (sp.ngram_min < 1 || sp.ngram_max < sp.ngram_min || sp.ngram_max > 16) {
+    return InvalidArgument("speculative n-grams need 1 <= ngram_min <= ngram_max <= 16");
   }
   if (sp.num_tokens > 0 && (sp.max_step_tokens < 2 || sp.max_step_tokens > c.max_batch_tokens)) {
     return InvalidArgument("speculative max_step_tokens must be 2 to max_batch_tokens");
@@ -414,6 +414,7 @@ void Engine::Impl::fork(Choice& parent) {
     c->n_computed = parent.n_computed;
     c->n_cached = parent.n_cached;
     c->blocks = blocks.fork(parent.blocks);
+    blocks.truncate(c->blocks, c->n_computed);  // nothing past the computed tokens is shared
     c->ever_scheduled = true;
     SamplingParams sp = rs.req.sampling;
     sp.seed = rs.req.sampling.seed + static_cast<uint64_t>(i);
@@ -613,6 +614,9 @@ void Engine::Impl::propose_drafts() {
   for (SchedSeq* s : sched.running()) {
     if (s->pending() != 1) continue;
     Choice& c = *static_cast<Choice*>(s);
+    // A request with n > 1 forks at its first drawn token: its prompt's
+    // last step carries no drafts, so the forks share only computed blocks.
+    if (c.req->req.n > 1 && !c.req->forked) continue;
     if (c.spec_len == 0) c.spec_len = sp.num_tokens;
     // At most one token per step is drawn beyond the drafts: never draft
     // past max_tokens or the context.

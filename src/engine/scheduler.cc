@@ -121,12 +121,8 @@ StepPlan Scheduler::schedule() {
     }
     if (!s->running) continue;
     if (s->blocks.blocks.size() * blocks_.block_size() < static_cast<size_t>(s->n_computed + 1)) continue;
-    // Drafts ride along where the budget and free blocks allow; they never
-    // preempt anything.
-    const int64_t k = std::min<int64_t>(static_cast<int64_t>(s->draft.size()), budget - 1);
-    const int64_t n_draft = k > 0 && blocks_.ensure_capacity(s->blocks, s->n_computed + 1 + k).ok() ? k : 0;
-    plan.chunks.push_back({s, 1 + n_draft, n_draft});
-    budget -= 1 + n_draft;
+    plan.chunks.push_back({s, 1});
+    budget -= 1;
   }
 
   // 2. Running prompts continue in chunks.
@@ -178,8 +174,39 @@ StepPlan Scheduler::schedule() {
     plan.chunks.push_back({s, n});
     budget -= n;
   }
+  // 4. Drafts (speculative decoding) last, from what is left: within the
+  //    budget, only while the whole step stays at most max_step_tokens, in
+  //    the decodes' priority order, and only in free blocks (no eviction,
+  //    no preemption, never a block shared with a fork or in the prefix
+  //    cache).
+  int64_t planned = 0;
+  for (const StepChunk& c : plan.chunks) planned += c.n_tokens;
+  int64_t room = std::min(budget, config_.speculative.max_step_tokens - planned);
+  for (StepChunk& c : plan.chunks) {
+    if (room <= 0) break;
+    SchedSeq* s = c.seq;
+    if (c.n_tokens != 1 || s->pending() != 1 || s->draft.empty()) continue;
+    const int64_t k = std::min<int64_t>(static_cast<int64_t>(s->draft.size()), room);
+    if (!grant_draft(s, k)) continue;
+    c.n_tokens += k;
+    c.n_draft = k;
+    room -= k;
+  }
   for (const StepChunk& c : plan.chunks) plan.n_tokens += c.n_tokens;
   return plan;
+}
+
+bool Scheduler::grant_draft(SchedSeq* s, int64_t k) {
+  const int64_t bs = blocks_.block_size();
+  const int64_t first = s->n_computed + 1, last = s->n_computed + k;  // positions the drafts write
+  const int64_t have = static_cast<int64_t>(s->blocks.blocks.size());
+  for (int64_t b = first / bs; b <= last / bs && b < have; ++b) {
+    const BlockId id = s->blocks.blocks[b];
+    if (blocks_.ref_count(id) != 1 || blocks_.is_registered(id)) return false;
+  }
+  const int64_t need = (last + bs) / bs - have;  // blocks to add for positions up to `last`
+  if (need > 0 && blocks_.stats().free < need) return false;
+  return blocks_.ensure_capacity(s->blocks, last + 1).ok();
 }
 
 void Scheduler::completed(const StepPlan& plan) {

@@ -11,6 +11,9 @@
 //                admitted by priority (prefix-cache hits first cost nothing);
 //                a higher-class request may preempt a lower-class running one
 //                to get a sequence slot or blocks
+//   drafts       last: decodes' speculative drafts from what is left (the
+//                budget, EngineConfig::speculative.max_step_tokens, free
+//                blocks only; never a shared or registered block)
 //
 // Thread safety: one thread (the engine loop).
 #pragma once
@@ -107,6 +110,10 @@ class Scheduler {
   // Moves a running sequence back to waiting (blocks freed, recomputed
   // later); drops its chunks from the plan and returns their tokens.
   int64_t preempt(SchedSeq* s, StepPlan& plan);
+  // Blocks for k drafted tokens after s's pending one, from free blocks
+  // only; false (nothing changed) when they are not free or a block they
+  // would write is shared or registered.
+  bool grant_draft(SchedSeq* s, int64_t k);
   // The least urgent running sequence: lowest class, then latest arrival.
   SchedSeq* lowest_running(const StepPlan& plan, bool include_planned) const;
 

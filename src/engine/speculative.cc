@@ -14,9 +14,15 @@ std::vector<int32_t> propose_ngram_draft(std::span<const int32_t> tokens, int32_
     // with p + n < len, so at least one token follows it.
     for (int64_t p = len - n - 1; p >= 0; --p) {
       if (tokens[p] != suffix[0] || !std::equal(suffix, suffix + n, tokens.data() + p)) continue;
-      const int64_t from = p + n;
-      const int64_t count = std::min<int64_t>(max_tokens, len - from);
-      return std::vector<int32_t>(tokens.begin() + from, tokens.begin() + from + count);
+      // The text is taken to repeat with the period `shift`: the draft
+      // continues it (past the end, from its own first tokens).
+      const int64_t shift = len - n - p;
+      std::vector<int32_t> draft(static_cast<size_t>(max_tokens));
+      for (int64_t i = 0; i < max_tokens; ++i) {
+        const int64_t src = len + i - shift;
+        draft[i] = src < len ? tokens[src] : draft[src - len];
+      }
+      return draft;
     }
   }
   return {};

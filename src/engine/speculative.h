@@ -22,11 +22,13 @@
 
 namespace suanli {
 
-// Up to max_tokens tokens that followed the most recent earlier occurrence
-// of the last n tokens of `tokens`, trying n = ngram_max down to ngram_min
-// (the longest suffix that occurred before wins); empty when none occurs.
-// An occurrence may overlap the suffix itself (a repeating pattern drafts
-// its own continuation). O(len(tokens) * ngram_max).
+// max_tokens tokens that followed the most recent earlier occurrence of the
+// last n tokens of `tokens`, trying n = ngram_max down to ngram_min (the
+// longest suffix that occurred before wins); empty when none occurs. The
+// text is taken to repeat from that occurrence on: where fewer than
+// max_tokens tokens follow it (a period shorter than the draft, the
+// occurrence overlapping the suffix), the draft continues periodically.
+// O(len(tokens) * ngram_max).
 std::vector<int32_t> propose_ngram_draft(std::span<const int32_t> tokens, int32_t max_tokens, int32_t ngram_min,
                                          int32_t ngram_max);
 

@@ -320,6 +320,27 @@ TEST(Engine, speculative_decoding_with_forks_and_preemption) {
   EXPECT_GT(st.preemptions, 0);
   EXPECT_GT(st.spec_accepted_tokens, 0);
   EXPECT_EQ(st.kv_blocks_used, 0);
+
+  // A prompt one token longer than the step budget: its last token is a
+  // one-token step like a decode, the step where n = 3 choices fork. No
+  // choice may write into blocks its siblings share.
+  std::vector<Request> edge;
+  for (int i = 0; i < 3; ++i) {
+    std::vector<int32_t> p = random_prompt(rng, 24);
+    p.insert(p.end(), p.begin(), p.end());  // 48 tokens, 3 whole blocks
+    Request r = greedy(p, 30);
+    r.sampling = SamplingParams{};
+    r.sampling.seed = rng();
+    r.n = 3;
+    edge.push_back(r);
+  }
+  std::vector<Outcome> edge_plain = Harness(64u << 20, 64, 47).run_all(edge);
+  spec.max_step_tokens = 47;
+  // One request at a time, so the last prompt token's step is its own.
+  std::vector<Outcome> edge_fast = Harness(64u << 20, 1, 47, spec).run_all(edge);
+  for (size_t i = 0; i < edge.size(); ++i) {
+    EXPECT_EQ(edge_fast[i].all_ids, edge_plain[i].all_ids) << "request " << i;
+  }
 }
 
 TEST(Engine, repeated_long_system_prompt_is_served_from_the_prefix_cache) {

@@ -224,16 +224,34 @@ TEST(Scheduler, drafts_fit_the_budget_and_free_blocks_and_never_preempt) {
   EXPECT_TRUE(b->running);
 }
 
+// Drafts come last: a lower-priority decode's block is not taken for a
+// higher-priority sequence's drafts (which would preempt a third).
+TEST(Scheduler, drafts_never_take_a_block_a_decode_needs) {
+  Fixture f(/*n_blocks=*/5, /*budget=*/64, 8, /*block_size=*/4);
+  SchedSeq* a = f.add(ScenarioClass::kInteractive, 3);
+  SchedSeq* b = f.add(ScenarioClass::kInteractive, 4, 100);
+  SchedSeq* c = f.add(ScenarioClass::kInteractive, 7, 200);
+  f.step();  // all prefilled, one token each to decode; 4 blocks used, 1 free
+  ASSERT_EQ(f.blocks.stats().free, 1);
+  a->draft = {9, 9, 9};  // would need a new block (positions 4..6)
+  StepPlan p = f.sched->schedule();
+  EXPECT_TRUE(p.preempted.empty());
+  EXPECT_EQ(Fixture::tokens_for(p, a), 1);
+  EXPECT_EQ(Fixture::tokens_for(p, b), 1);  // b's position 4 got the free block
+  EXPECT_EQ(Fixture::tokens_for(p, c), 1);
+}
+
 TEST(NgramDraft, proposes_what_followed_the_longest_most_recent_match) {
   using V = std::vector<int32_t>;
   // Suffix [2 3] occurred twice; the most recent occurrence is followed by 9.
   EXPECT_EQ(propose_ngram_draft(V{1, 2, 3, 4, 5, 2, 3, 9, 8, 7, 2, 3}, 3, 1, 4), (V{9, 8, 7}));
   // The longest matching suffix wins over a more recent shorter one.
   EXPECT_EQ(propose_ngram_draft(V{5, 6, 7, 1, 9, 7, 2, 6, 7}, 2, 1, 3), (V{1, 9}));
-  // Fewer tokens follow the match than asked: what there is.
-  EXPECT_EQ(propose_ngram_draft(V{4, 5, 6, 4, 5}, 5, 2, 2), (V{6, 4, 5}));
-  // A repeating pattern drafts its own continuation (overlapping match).
-  EXPECT_EQ(propose_ngram_draft(V{7, 7, 7, 7}, 4, 2, 3), (V{7}));
+  // Fewer tokens follow the match than asked: the period (3) repeats.
+  EXPECT_EQ(propose_ngram_draft(V{4, 5, 6, 4, 5}, 5, 2, 2), (V{6, 4, 5, 6, 4}));
+  // A run of one token (the match overlaps the suffix: period 1).
+  EXPECT_EQ(propose_ngram_draft(V{7, 7, 7, 7}, 4, 2, 3), (V{7, 7, 7, 7}));
+  EXPECT_EQ(propose_ngram_draft(V{1, 8, 9, 8, 9}, 5, 2, 4), (V{8, 9, 8, 9, 8}));
   // No match of at least ngram_min tokens, or nothing asked: nothing.
   EXPECT_TRUE(propose_ngram_draft(V{1, 2, 3, 4, 5}, 3, 1, 4).empty());
   EXPECT_TRUE(propose_ngram_draft(V{1, 2, 1, 3}, 3, 2, 4).empty());
