@@ -166,7 +166,7 @@ struct Engine::Impl {
   // After c's first drawn token was delivered: draws the drafted positions
   // in order while each drawn token equals the draft, then tells the
   // scheduler how many drafts were kept.
-  void verify_draft(Choice& c, const Draw& first, const float* first_row, int64_t n_draft);
+  void verify_draft(Choice& c, const Draw& first, float* first_row, int64_t n_draft);
   void update_snapshot();
   Status run_step(StepPlan& plan);
 };
@@ -580,7 +580,7 @@ Status Engine::Impl::run_step(StepPlan& plan) {
   return Status::Ok();
 }
 
-void Engine::Impl::verify_draft(Choice& c, const Draw& first, const float* first_row, int64_t n_draft) {
+void Engine::Impl::verify_draft(Choice& c, const Draw& first, float* first_row, int64_t n_draft) {
   // Row j holds the logits after the pending token and drafts [0, j): valid
   // for the draw of position j only if drafts [0, j) were all drawn.
   const int64_t V = model.n_vocab();
@@ -590,7 +590,7 @@ void Engine::Impl::verify_draft(Choice& c, const Draw& first, const float* first
     ++kept;
     Draw& d = spec_draw;
     d.c = &c;
-    d.row = const_cast<float*>(first_row) + kept * V;
+    d.row = first_row + kept * V;
     d.shared_row = false;
     draw(d);
     deliver(c, d);
