@@ -383,6 +383,9 @@ HttpResponse Api::status_json() const {
                           {"prefix_hit_ratio", st.prefix_hit_rate}};
     j["generated_tokens"] = st.generated_tokens;
     j["preemptions"] = st.preemptions;
+    j["speculative"] = ojson{{"num_tokens", cfg.speculative.num_tokens},
+                             {"draft_tokens", st.spec_draft_tokens},
+                             {"accepted_tokens", st.spec_accepted_tokens}};
   }
   j["tokens_per_second"] = metrics_.tokens_per_second(300);
   return json_response(200, dump_json(j));

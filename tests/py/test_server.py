@@ -510,6 +510,7 @@ def test_status_endpoint(server):
     assert [s["name"] for s in st["scenarios"]] == ["realtime", "interactive", "batch"]
     assert 0 <= st["kv_cache"]["usage"] <= 1
     assert len(st["tokens_per_second"]) == 300
+    assert st["speculative"]["num_tokens"] == 0  # off unless --spec-ngram
 
 
 # --- reliability ---------------------------------------------------------------
@@ -557,6 +558,8 @@ def test_speculative_decoding_gives_the_same_output(suanli_bin, default_model, c
                 model="m", messages=msgs, max_tokens=80, stream=True, **kw) if c.choices)
             assert streamed == want.message.content
         m = s.metrics()
+        st = json.loads(s.request("GET", "/v1/status")[2])["speculative"]
+        assert st["num_tokens"] == 4 and st["accepted_tokens"] == m["suanli:spec_decode_accepted_tokens_total"]
         assert m["suanli:spec_decode_accepted_tokens_total"] > 0
         assert m["suanli:spec_decode_draft_tokens_total"] >= m["suanli:spec_decode_accepted_tokens_total"]
     finally:
