@@ -113,6 +113,12 @@ struct Harness {
   std::unique_ptr<Engine> engine;
 };
 
+// Bytes of one 16-token F16 KV block of the default model (all layers).
+uint64_t kv_block_bytes() {
+  const ModelInfo& mi = shared_model()->model->info();
+  return 16ull * 2 * mi.n_layer * mi.n_head_kv * mi.head_dim * 2;
+}
+
 std::vector<int32_t> random_prompt(std::mt19937& rng, int n) {
   // Ordinary text tokens (ids past the first special tokens).
   std::uniform_int_distribution<int32_t> d(200, 40000);
@@ -289,7 +295,6 @@ TEST(Engine, speculative_decoding_gives_the_tokens_of_plain_decoding) {
 // preemption: still the tokens of plain decoding, and no block leaks.
 TEST(Engine, speculative_decoding_with_forks_and_preemption) {
   REQUIRE_MODEL();
-  const Loaded* l = shared_model();
   std::mt19937 rng(std::random_device{}());
   std::vector<Request> reqs;
   for (int i = 0; i < 10; ++i) {
@@ -305,8 +310,7 @@ TEST(Engine, speculative_decoding_with_forks_and_preemption) {
     reqs.push_back(r);
   }
   std::vector<Outcome> plain = Harness(64u << 20).run_all(reqs);
-  const uint64_t per_block = 16ull * 2 * l->model->info().n_layer * l->model->info().n_head_kv *
-                             l->model->info().head_dim * 2;
+  const uint64_t per_block = kv_block_bytes();
   EngineConfig::Speculative spec;
   spec.num_tokens = 5;
   spec.max_step_tokens = 256;
@@ -367,9 +371,7 @@ TEST(Engine, preemption_under_a_small_kv_budget_gives_identical_output) {
   for (int i = 0; i < 12; ++i) reqs.push_back(greedy(random_prompt(rng, 40), 24));
   std::vector<Outcome> roomy = Harness(64u << 20).run_all(reqs);
   // 64 tokens per sequence x 12 needs ~48 blocks; give ~16 blocks of 16 tokens.
-  const Loaded* l = shared_model();
-  const uint64_t per_block = 16ull * 2 * l->model->info().n_layer * l->model->info().n_head_kv *
-                             l->model->info().head_dim * 2;
+  const uint64_t per_block = kv_block_bytes();
   Harness tight(per_block * 16);
   std::vector<Outcome> squeezed = tight.run_all(reqs);
   for (size_t i = 0; i < reqs.size(); ++i) {
