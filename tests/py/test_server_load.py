@@ -52,11 +52,14 @@ def check_stream(body: bytes, n_tokens: int):
     assert payloads[-1]["usage"]["completion_tokens"] == n_tokens
 
 
-async def one_client(port, i, rng, stats):
-    n_tokens = rng.randint(2, 4)
+async def one_client(port, i, rng, stats, repeat=False):
+    n_tokens = rng.randint(8, 24) if repeat else rng.randint(2, 4)
+    # repeat: text that repeats itself, so speculative drafts are found.
+    prompt = f"Client {i}: red, green, blue, red, green, blue, red," if repeat else \
+        f"Client {i} says hello and asks for a number:"
     body = json.dumps(
         {
-            "prompt": f"Client {i} says hello and asks for a number:",
+            "prompt": prompt,
             "max_tokens": n_tokens,
             "stream": True,
             "ignore_eos": True,
@@ -107,24 +110,42 @@ async def one_client(port, i, rng, stats):
             pass
 
 
-async def run_load(port, seed=1):
+async def run_load(port, seed=1, n_clients=N_CLIENTS, repeat=False):
     rng = random.Random(seed)
     stats = {"completed": 0, "disconnected": 0, "status": {}}
-    tasks = [asyncio.create_task(one_client(port, i, random.Random(rng.random()), stats)) for i in range(N_CLIENTS)]
+    tasks = [asyncio.create_task(one_client(port, i, random.Random(rng.random()), stats, repeat))
+             for i in range(n_clients)]
     results = await asyncio.gather(*tasks, return_exceptions=True)
     errors = [r for r in results if isinstance(r, BaseException)]
     return stats, errors
 
 
 def test_thousand_concurrent_streams_with_disconnects(server):
+    check_load(server, N_CLIENTS, repeat=False)
+
+
+def test_speculative_streams_under_load_with_disconnects(suanli_bin, default_model):
+    """The same under --spec-ngram, with drafts allowed in batched steps:
+    drafts are kept, and disconnects and forks of the load leave nothing
+    behind."""
+    s = ServerProcess(suanli_bin, default_model, "--max-queue", "4000", "--max-seqs", "128", "--kv-memory",
+                      "128MiB", "--spec-ngram", "4", "--spec-max-step-tokens", "256")
+    try:
+        check_load(s, 300, repeat=True)
+        assert s.metrics()["suanli:spec_decode_accepted_tokens_total"] > 0
+    finally:
+        assert s.stop() == 0
+
+
+def check_load(server, n_clients, repeat):
     t0 = time.time()
-    stats, errors = asyncio.run(run_load(server.port))
+    stats, errors = asyncio.run(run_load(server.port, n_clients=n_clients, repeat=repeat))
     elapsed = time.time() - t0
-    print(f"\n{N_CLIENTS} clients in {elapsed:.1f} s: {stats}")
+    print(f"\n{n_clients} clients in {elapsed:.1f} s: {stats}")
     assert not errors, errors[:3]
     assert stats["status"] == {}, stats  # nothing refused: the queue holds them all
-    assert stats["completed"] + stats["disconnected"] == N_CLIENTS
-    assert stats["disconnected"] >= N_CLIENTS * DISCONNECT_FRACTION / 2
+    assert stats["completed"] + stats["disconnected"] == n_clients
+    assert stats["disconnected"] >= n_clients * DISCONNECT_FRACTION / 2
     assert server.health() == 200
     end = time.time() + 60
     while time.time() < end:
