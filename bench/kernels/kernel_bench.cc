@@ -143,15 +143,16 @@ int main(int argc, char** argv) {
   using namespace suanli;
   int threads = static_cast<int>(std::thread::hardware_concurrency());
   std::string isa;
-  bool quick = false, pack = true;
+  bool quick = false, pack = true, attention_only = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--threads" && i + 1 < argc) threads = std::atoi(argv[++i]);
     else if (a == "--isa" && i + 1 < argc) isa = argv[++i];
     else if (a == "--quick") quick = true;
     else if (a == "--no-pack") pack = false;
+    else if (a == "--attention") attention_only = true;
     else {
-      std::fprintf(stderr, "usage: suanli_kernel_bench [--threads N] [--isa NAME] [--no-pack] [--quick]\n");
+      std::fprintf(stderr, "usage: suanli_kernel_bench [--threads N] [--isa NAME] [--no-pack] [--quick] [--attention]\n");
       return 2;
     }
   }
@@ -172,66 +173,69 @@ int main(int argc, char** argv) {
 
   const double min_s = quick ? 0.1 : 0.4;
   const int64_t k = 1536;
-  std::printf("weights in the %s layout\n\n", pack ? "packed rows16 (where the format has it)" : "GGUF row");
-  std::printf("| format | layout | T=1 GB/s | of probe | pure read GB/s | of pure read | T=512 GOPS | of peak |\n");
-  std::printf("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n");
-  for (GgmlType type : cpu::supported_weight_formats()) {
-    // T=1: ~128 MiB of weights, 4x a large L3, so bytes come from DRAM.
-    const int64_t rb = row_bytes(type, k);
-    const int64_t n1 = (int64_t{128} << 20) / rb / 64 * 64;
-    Matrix big = make_matrix(pool, type, {n1}, k, pack, rng);
-    const bool packed = big.view.layout != 0;
-    std::vector<float> x(static_cast<size_t>(512 * k)), out(static_cast<size_t>(512) * std::max<int64_t>(n1, 4096));
-    for (float& v : x) v = std::normal_distribution<float>(0.0f, 1.0f)(rng);
-    const double t1 = time_median([&] { cpu::matmul(pool, ws, x.data(), 1, big.view, nullptr, out.data()); }, min_s);
-    const double gbs = static_cast<double>(big.size()) / t1 / 1e9;
-    const double read = cpu::measure_read_gbs(pool, {big.view});
-    big = Matrix{};
-    // T=512: 4096 x 1536, compute-bound.
-    const int64_t n2 = 4096, t_count = 512;
-    Matrix mid = make_matrix(pool, type, {n2}, k, pack, rng);
-    const double t2 =
-        time_median([&] { cpu::matmul(pool, ws, x.data(), t_count, mid.view, nullptr, out.data()); }, min_s);
-    const double gops = 2.0 * t_count * n2 * k / t2 / 1e9;
-    const double peak = is_float(type) ? fp32_peak : int8_peak;
-    std::printf("| %s | %s | %.1f | %.0f%% | %.1f | %.0f%% | %.0f | %.0f%% |\n", std::string(ggml_type_name(type)).c_str(),
-                packed ? "rows16" : "rows", gbs, 100 * gbs / bw, read, 100 * gbs / read, gops, 100 * gops / peak);
-    std::fflush(stdout);
-  }
+  // --attention: only the attention sections below.
+  if (!attention_only) {
+    std::printf("weights in the %s layout\n\n", pack ? "packed rows16 (where the format has it)" : "GGUF row");
+    std::printf("| format | layout | T=1 GB/s | of probe | pure read GB/s | of pure read | T=512 GOPS | of peak |\n");
+    std::printf("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+    for (GgmlType type : cpu::supported_weight_formats()) {
+      // T=1: ~128 MiB of weights, 4x a large L3, so bytes come from DRAM.
+      const int64_t rb = row_bytes(type, k);
+      const int64_t n1 = (int64_t{128} << 20) / rb / 64 * 64;
+      Matrix big = make_matrix(pool, type, {n1}, k, pack, rng);
+      const bool packed = big.view.layout != 0;
+      std::vector<float> x(static_cast<size_t>(512 * k)), out(static_cast<size_t>(512) * std::max<int64_t>(n1, 4096));
+      for (float& v : x) v = std::normal_distribution<float>(0.0f, 1.0f)(rng);
+      const double t1 = time_median([&] { cpu::matmul(pool, ws, x.data(), 1, big.view, nullptr, out.data()); }, min_s);
+      const double gbs = static_cast<double>(big.size()) / t1 / 1e9;
+      const double read = cpu::measure_read_gbs(pool, {big.view});
+      big = Matrix{};
+      // T=512: 4096 x 1536, compute-bound.
+      const int64_t n2 = 4096, t_count = 512;
+      Matrix mid = make_matrix(pool, type, {n2}, k, pack, rng);
+      const double t2 =
+          time_median([&] { cpu::matmul(pool, ws, x.data(), t_count, mid.view, nullptr, out.data()); }, min_s);
+      const double gops = 2.0 * t_count * n2 * k / t2 / 1e9;
+      const double peak = is_float(type) ? fp32_peak : int8_peak;
+      std::printf("| %s | %s | %.1f | %.0f%% | %.1f | %.0f%% | %.0f | %.0f%% |\n", std::string(ggml_type_name(type)).c_str(),
+                  packed ? "rows16" : "rows", gbs, 100 * gbs / bw, read, 100 * gbs / read, gops, 100 * gops / peak);
+      std::fflush(stdout);
+    }
 
-  // One decode step of SmolLM2-135M's matmuls: 30 layers of q/k/v (stacked),
-  // o, gate/up (stacked), down in Q4_1 plus the tied Q8_0 output matrix.
-  // Distinct matrices, so nothing stays cached between steps.
-  std::printf("\nSmolLM2-135M decode step (matmuls only, Q4_1 layers + Q8_0 output):\n");
-  struct Shape {
-    std::vector<int64_t> rows;
-    int64_t k;
-  };
-  const Shape layer[] = {{{576, 192, 192}, 576}, {{576}, 576}, {{1536, 1536}, 576}, {{576}, 1536}};
-  std::vector<Matrix> mats;
-  std::vector<WeightView> views;
-  size_t bytes = 0;
-  for (int l = 0; l < 30; ++l) {
-    for (const Shape& sh : layer) mats.push_back(make_matrix(pool, GgmlType::kQ4_1, sh.rows, sh.k, pack, rng));
-  }
-  mats.push_back(make_matrix(pool, GgmlType::kQ8_0, {49152}, 576, pack, rng));
-  for (const Matrix& m : mats) {
-    bytes += m.size();
-    views.push_back(m.view);
-  }
-  std::vector<float> x(64 * 3072, 0.5f), out(64 * 49152);
-  for (int64_t t_count : {1, 4, 16, 64}) {
-    const double step = time_median(
-        [&] {
-          for (const Matrix& m : mats) cpu::matmul(pool, ws, x.data(), t_count, m.view, nullptr, out.data());
-        },
-        min_s);
-    const double gbs = static_cast<double>(bytes) / step / 1e9;
-    const double read = t_count == 1 ? cpu::measure_read_gbs(pool, views) : 0;
-    std::printf("  T=%-3lld %.2f ms/step  %.1f MB weights  %.1f GB/s = %.0f%% of the probe", static_cast<long long>(t_count),
-                step * 1e3, bytes / 1e6, gbs, 100 * gbs / bw);
-    if (read > 0) std::printf(", %.0f%% of a pure read (%.1f GB/s)", 100 * gbs / read, read);
-    std::printf("  %.0f tokens/s\n", t_count / step);
+    // One decode step of SmolLM2-135M's matmuls: 30 layers of q/k/v (stacked),
+    // o, gate/up (stacked), down in Q4_1 plus the tied Q8_0 output matrix.
+    // Distinct matrices, so nothing stays cached between steps.
+    std::printf("\nSmolLM2-135M decode step (matmuls only, Q4_1 layers + Q8_0 output):\n");
+    struct Shape {
+      std::vector<int64_t> rows;
+      int64_t k;
+    };
+    const Shape layer[] = {{{576, 192, 192}, 576}, {{576}, 576}, {{1536, 1536}, 576}, {{576}, 1536}};
+    std::vector<Matrix> mats;
+    std::vector<WeightView> views;
+    size_t bytes = 0;
+    for (int l = 0; l < 30; ++l) {
+      for (const Shape& sh : layer) mats.push_back(make_matrix(pool, GgmlType::kQ4_1, sh.rows, sh.k, pack, rng));
+    }
+    mats.push_back(make_matrix(pool, GgmlType::kQ8_0, {49152}, 576, pack, rng));
+    for (const Matrix& m : mats) {
+      bytes += m.size();
+      views.push_back(m.view);
+    }
+    std::vector<float> x(64 * 3072, 0.5f), out(64 * 49152);
+    for (int64_t t_count : {1, 4, 16, 64}) {
+      const double step = time_median(
+          [&] {
+            for (const Matrix& m : mats) cpu::matmul(pool, ws, x.data(), t_count, m.view, nullptr, out.data());
+          },
+          min_s);
+      const double gbs = static_cast<double>(bytes) / step / 1e9;
+      const double read = t_count == 1 ? cpu::measure_read_gbs(pool, views) : 0;
+      std::printf("  T=%-3lld %.2f ms/step  %.1f MB weights  %.1f GB/s = %.0f%% of the probe", static_cast<long long>(t_count),
+                  step * 1e3, bytes / 1e6, gbs, 100 * gbs / bw);
+      if (read > 0) std::printf(", %.0f%% of a pure read (%.1f GB/s)", 100 * gbs / read, read);
+      std::printf("  %.0f tokens/s\n", t_count / step);
+    }
   }
 
   // Attention of SmolLM2-135M's shape (9 heads, 3 kv heads, head_dim 64, F16
@@ -257,6 +261,39 @@ int main(int argc, char** argv) {
     std::printf("\nattention (SmolLM2 shape, F16 KV): prefill 512: %.2f ms/layer = %.1f GFLOPS (%.0f%% of fp32 peak); "
                 "decode at 512: %.1f us/layer\n",
                 tp * 1e3, flops / tp / 1e9, 100 * flops / tp / 1e9 / fp32_peak, td * 1e6);
+  }
+
+  // One decode step's attention at a 4,096-token context over 30 layers,
+  // each with its own cache (94 MB in all, what `suanli bench -d 4096`
+  // reads beside the weights): streamed from memory, against the probe.
+  {
+    const int64_t heads = 9, kvh = 3, hd = 64, bs = 16, ctx = 4096, layers = 30;
+    const int64_t n = ctx * kvh * hd;
+    std::vector<std::vector<uint16_t>> kc(layers), vc(layers);
+    for (int64_t l = 0; l < layers; ++l) {
+      kc[l].resize(n);
+      vc[l].resize(n);
+      for (int64_t i = 0; i < n; ++i) {
+        kc[l][i] = quant::fp32_to_fp16(0.01f * static_cast<float>((i * 7 + l) % 200 - 100));
+        vc[l][i] = quant::fp32_to_fp16(0.01f * static_cast<float>((i * 13 + l) % 200 - 100));
+      }
+    }
+    std::vector<int32_t> table(ctx / bs);
+    for (size_t i = 0; i < table.size(); ++i) table[i] = static_cast<int32_t>(i);
+    std::vector<float> q(heads * hd, 0.1f), o(heads * hd);
+    SeqSlice decode{0, 1, static_cast<int32_t>(ctx - 1), table.data(), static_cast<int32_t>(table.size())};
+    const double td = time_median(
+        [&] {
+          for (int64_t l = 0; l < layers; ++l) {
+            KvLayerView kv{kc[l].data(), vc[l].data(), GgmlType::kF16, static_cast<int32_t>(ctx / bs),
+                           static_cast<int32_t>(bs), kvh, hd};
+            cpu::attention(pool, ws, q.data(), 1, heads, kv, &decode, 1, 0.125f, o.data());
+          }
+        },
+        min_s);
+    const double bytes = 2.0 * layers * n * sizeof(uint16_t);
+    std::printf("attention decode at 4096, 30 layers: %.2f ms/step, %.1f MB of K/V at %.1f GB/s = %.0f%% of the probe\n",
+                td * 1e3, bytes / 1e6, bytes / td / 1e9, 100 * bytes / td / 1e9 / bw);
   }
   return 0;
 }
