@@ -11,6 +11,7 @@
 #include <memory>
 
 #include "commands.h"
+#include "engine/speculative.h"
 #include "model_args.h"
 #include "suanli/chat_template.h"
 #include "suanli/session.h"
@@ -23,6 +24,7 @@ struct ChatArgs {
   SamplingArgs sampling;
   std::string system;
   int64_t n_predict = 512;
+  int32_t spec_ngram = 0;
 };
 
 }  // namespace
@@ -34,12 +36,16 @@ Runner add_chat(CLI::App& app) {
   add_sampling_args(sub, a->sampling);
   sub->add_option("-s,--system", a->system, "System message");
   sub->add_option("-n,--n-predict", a->n_predict, "Max tokens per reply");
+  sub->add_option("--spec-ngram", a->spec_ngram,
+                  "Speculative decoding by prompt lookup: up to N drafted tokens per step (0: off); the replies "
+                  "are the same");
   return [a] {
     auto fail = [](const std::string& m) {
       std::fprintf(stderr, "suanli chat: %s\n", m.c_str());
       return 1;
     };
     if (a->n_predict < 1 || a->n_predict > (1 << 24)) return fail("-n must be 1 to 16777216");
+    if (a->spec_ngram < 0 || a->spec_ngram > 16) return fail("--spec-ngram must be 0 to 16");
     Expected<SamplingParams> sp = resolve_sampling(a->sampling);
     if (!sp) return fail(sp.status().to_string());
     Expected<LoadedModel> lm = load_model(a->model);
@@ -86,19 +92,16 @@ Runner add_chat(CLI::App& app) {
       for (int32_t id : ids) sampler.accept(id);
       StreamDecoder out(lm->tokenizer);
       std::string reply;
-      int64_t n = 0;
-      std::vector<float> logits;
-      for (; n < a->n_predict; ++n) {
-        logits = session.logits();
-        const int32_t next = sampler.sample(logits.data());
-        if (tok.is_end_of_generation(next)) break;
-        sampler.accept(next);
-        std::string text = out.push(next);
-        reply += text;
-        std::fwrite(text.data(), 1, text.size(), stdout);
-        std::fflush(stdout);
-        if (Status s = session.append(next); !s.ok()) return fail(s.to_string());
-      }
+      Expected<GenerateStats> gen = generate_tokens(
+          session, sampler, a->n_predict, a->spec_ngram, [&](int32_t t) { return tok.is_end_of_generation(t); },
+          [&](int32_t t) {
+            std::string text = out.push(t);
+            reply += text;
+            std::fwrite(text.data(), 1, text.size(), stdout);
+            std::fflush(stdout);
+          });
+      if (!gen) return fail(gen.status().to_string());
+      const int64_t n = gen->generated;
       std::string tail = out.flush();
       reply += tail;
       std::fwrite(tail.data(), 1, tail.size(), stdout);

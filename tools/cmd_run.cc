@@ -83,63 +83,16 @@ Runner add_run(CLI::App& app) {
     if (Status s = session.set_prompt(ids); !s.ok()) return fail(s.to_string());
     const double prompt_s = seconds_since(t_prompt);
     const auto t_gen = Clock::now();
-    int64_t generated = 0;
-    int64_t drafted = 0, kept = 0, steps = 0;
-    // Each token is drawn from the logits after the tokens before it; with
-    // --spec-ngram, one step appends the drawn token and a draft, and the
-    // drafts count only while each next draw equals them (the same draws as
-    // without drafts: docs/engine.md, "Speculative decoding").
-    std::vector<float> rows = session.logits();
-    size_t row = 0;  // the row of `rows` the next token is drawn from
-    int32_t spec_len = a->spec_ngram;
-    std::vector<int32_t> step_tokens;
-    const int64_t V = lm->model->n_vocab();
-    bool ended = false;
-    while (generated < a->n_predict && !ended) {
-      // Draw until a token misses its draft (or no draft is pending).
-      std::vector<int32_t> draws;
-      const std::vector<int32_t> pending_draft(step_tokens.size() > 1 ? step_tokens.begin() + 1 : step_tokens.end(),
-                                               step_tokens.end());
-      for (;;) {
-        const int32_t next = sampler.sample(rows.data() + row * V);
-        if (!a->ignore_eos && tok.is_end_of_generation(next)) {
-          ended = true;
-          break;
-        }
-        sampler.accept(next);
-        const std::string text = out.push(next);
-        std::fwrite(text.data(), 1, text.size(), stdout);
-        std::fflush(stdout);
-        draws.push_back(next);
-        if (++generated >= a->n_predict) break;
-        if (row >= pending_draft.size() || next != pending_draft[row]) break;
-        ++row;
-      }
-      if (!pending_draft.empty()) {
-        const int64_t k = static_cast<int64_t>(row);  // drafts kept
-        drafted += static_cast<int64_t>(pending_draft.size());
-        kept += k;
-        spec_len = next_draft_length(spec_len, static_cast<int64_t>(pending_draft.size()), k, a->spec_ngram);
-        // Keep the step's first token and the kept drafts.
-        session.truncate(static_cast<int64_t>(session.tokens().size()) - static_cast<int64_t>(pending_draft.size()) + k);
-      }
-      if (ended || generated >= a->n_predict) break;
-      // The last draw is not in the cache yet: append it with a new draft.
-      step_tokens.assign(1, draws.back());
-      if (a->spec_ngram > 0) {
-        std::vector<int32_t> history = session.tokens();
-        history.push_back(draws.back());
-        const int64_t room = std::min<int64_t>({spec_len, a->n_predict - generated - 1,
-                                                lm->model->max_batch_tokens() - 1});
-        if (room > 0) {
-          const std::vector<int32_t> d = propose_ngram_draft(history, static_cast<int32_t>(room), 2, 4);
-          step_tokens.insert(step_tokens.end(), d.begin(), d.end());
-        }
-      }
-      if (Status s = session.append_all(step_tokens, &rows); !s.ok()) return fail(s.to_string());
-      row = 0;
-      ++steps;
-    }
+    Expected<GenerateStats> gen = generate_tokens(
+        session, sampler, a->n_predict, a->spec_ngram,
+        [&](int32_t t) { return !a->ignore_eos && tok.is_end_of_generation(t); },
+        [&](int32_t t) {
+          const std::string text = out.push(t);
+          std::fwrite(text.data(), 1, text.size(), stdout);
+          std::fflush(stdout);
+        });
+    if (!gen) return fail(gen.status().to_string());
+    const int64_t generated = gen->generated;
     const std::string tail = out.flush();
     std::fwrite(tail.data(), 1, tail.size(), stdout);
     std::fflush(stdout);
@@ -149,7 +102,8 @@ Runner add_run(CLI::App& app) {
                  generated / std::max(gen_s, 1e-9));
     if (a->spec_ngram > 0) {
       std::fprintf(stderr, "suanli run: speculative: %lld of %lld drafted tokens kept, %lld steps\n",
-                   static_cast<long long>(kept), static_cast<long long>(drafted), static_cast<long long>(steps));
+                   static_cast<long long>(gen->kept), static_cast<long long>(gen->drafted),
+                   static_cast<long long>(gen->steps));
     }
     return 0;
   };

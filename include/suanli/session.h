@@ -39,6 +39,7 @@ class Session {
   void reset();
 
   const std::vector<int32_t>& tokens() const { return tokens_; }
+  const Model& model() const { return model_; }
   const std::vector<float>& logits() const { return logits_; }
   // Tokens reused from the previous prompt by the last set_prompt.
   int64_t reused_tokens() const { return reused_; }

@@ -17,8 +17,13 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <vector>
+
+#include "suanli/sampler.h"
+#include "suanli/session.h"
+#include "suanli/status.h"
 
 namespace suanli {
 
@@ -40,5 +45,24 @@ inline int32_t next_draft_length(int32_t len, int64_t drafted, int64_t kept, int
   if (kept >= drafted) return len * 2 < max_len ? len * 2 : max_len;
   return static_cast<int32_t>(kept + 1);
 }
+
+struct GenerateStats {
+  int64_t generated = 0;  // tokens emitted
+  int64_t drafted = 0;    // drafted tokens computed
+  int64_t kept = 0;       // of those, kept
+  int64_t steps = 0;      // forward steps after the prompt
+};
+
+// One sequence's generation on a Session whose logits() are those of its
+// last token (after set_prompt): draws up to n_predict tokens with
+// `sampler` (which must have accepted the session's tokens), passing each
+// to emit(); stops before a token for which is_end() holds. With
+// spec_ngram > 0, each step appends the drawn token and up to spec_ngram
+// drafted ones (prompt lookup, suffixes of 4 to 2 tokens) and keeps drafts
+// while the draws equal them: the same tokens as spec_ngram = 0. The last
+// drawn token is not appended to the session. (`suanli run`, `chat`.)
+Expected<GenerateStats> generate_tokens(Session& session, Sampler& sampler, int64_t n_predict, int32_t spec_ngram,
+                                        const std::function<bool(int32_t)>& is_end,
+                                        const std::function<void(int32_t)>& emit);
 
 }  // namespace suanli

@@ -1,7 +1,7 @@
-"""`suanli run --spec-ngram K`: speculative decoding by prompt lookup in the
-raw-completion CLI writes exactly the text of a plain run (greedy, and
-seeded sampling with penalties), while keeping drafts on text that repeats
-(docs/engine.md, "Speculative decoding")."""
+"""`suanli run --spec-ngram K` and `suanli chat --spec-ngram K`: speculative
+decoding by prompt lookup in the CLIs writes exactly the text of a plain
+run (greedy, and seeded sampling with penalties), while keeping drafts on
+text that repeats (docs/engine.md, "Speculative decoding")."""
 import re
 import subprocess
 
@@ -38,3 +38,17 @@ def test_spec_ngram_out_of_range_is_an_error(suanli_bin, default_model):
     r = subprocess.run([suanli_bin, "run", "-m", default_model, "-p", "Hi", "--spec-ngram", "17"],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 1 and "--spec-ngram must be 0 to 16" in r.stderr
+
+
+def test_speculative_chat_gives_the_same_replies(suanli_bin, default_model):
+    turns = "Repeat exactly: red, green, blue, red, green, blue, red, green, blue\nNow write it twice more.\n"
+
+    def chat(*extra):
+        r = subprocess.run([suanli_bin, "chat", "-m", default_model, "-n", "48", "--temp", "0.7", "--seed", "3",
+                            *extra], input=turns.encode(), capture_output=True, timeout=300)
+        assert r.returncode == 0, r.stderr.decode(errors="replace")
+        return r.stdout
+
+    plain = chat()
+    assert plain.count(b"\n") >= 2  # two replies
+    assert chat("--spec-ngram", "4") == plain
