@@ -526,7 +526,6 @@ Status Engine::Impl::run_step(StepPlan& plan) {
         batch.logits_for.push_back(static_cast<int32_t>(batch.tokens.size() - 1 - ch.n_draft + j));
       }
       drafted[&c] = ch.n_draft;
-      spec_draft_total += ch.n_draft;
     } else if (c.n_computed + ch.n_tokens == static_cast<int64_t>(c.tokens.size())) {
       logit_rows.emplace_back(&c, static_cast<int32_t>(batch.logits_for.size()));
       batch.logits_for.push_back(static_cast<int32_t>(batch.tokens.size() - 1));
@@ -548,6 +547,7 @@ Status Engine::Impl::run_step(StepPlan& plan) {
   }
   sched.completed(plan);
   steps++;
+  for (const StepChunk& ch : plan.chunks) spec_draft_total += ch.n_draft;
   // Sampling costs from ~25 us (greedy) to ~0.3 ms (full-vocabulary
   // top_p) per sequence: spread over the host threads, it would otherwise
   // leave all but one idle for milliseconds per batched step.

@@ -94,6 +94,7 @@ int64_t Scheduler::preempt(SchedSeq* s, StepPlan& plan) {
   s->blocks = BlockTable();
   s->n_computed = 0;
   s->running = false;
+  s->draft.clear();
   s->preemptions++;
   preemptions_++;
   waiting_.push_front(s);
@@ -186,8 +187,8 @@ StepPlan Scheduler::schedule() {
     if (room <= 0) break;
     SchedSeq* s = c.seq;
     if (c.n_tokens != 1 || s->pending() != 1 || s->draft.empty()) continue;
-    const int64_t k = std::min<int64_t>(static_cast<int64_t>(s->draft.size()), room);
-    if (!grant_draft(s, k)) continue;
+    const int64_t k = grant_draft(s, std::min<int64_t>(static_cast<int64_t>(s->draft.size()), room));
+    if (k == 0) continue;
     c.n_tokens += k;
     c.n_draft = k;
     room -= k;
@@ -196,17 +197,22 @@ StepPlan Scheduler::schedule() {
   return plan;
 }
 
-bool Scheduler::grant_draft(SchedSeq* s, int64_t k) {
+int64_t Scheduler::grant_draft(SchedSeq* s, int64_t k) {
   const int64_t bs = blocks_.block_size();
-  const int64_t first = s->n_computed + 1, last = s->n_computed + k;  // positions the drafts write
+  const int64_t first = s->n_computed + 1;  // the drafts write positions first .. first + k - 1
   const int64_t have = static_cast<int64_t>(s->blocks.blocks.size());
-  for (int64_t b = first / bs; b <= last / bs && b < have; ++b) {
+  // Positions in blocks the sequence already holds, up to the first one it
+  // shares or that is registered (never written), then in free blocks.
+  int64_t end = first;  // one past the last position that may be written
+  for (int64_t b = first / bs; b < have && end < first + k; ++b) {
     const BlockId id = s->blocks.blocks[b];
-    if (blocks_.ref_count(id) != 1 || blocks_.is_registered(id)) return false;
+    if (blocks_.ref_count(id) != 1 || blocks_.is_registered(id)) break;
+    end = (b + 1) * bs;
   }
-  const int64_t need = (last + bs) / bs - have;  // blocks to add for positions up to `last`
-  if (need > 0 && blocks_.stats().free < need) return false;
-  return blocks_.ensure_capacity(s->blocks, last + 1).ok();
+  if (end >= have * bs) end = std::max(end, (have + blocks_.stats().free) * bs);
+  k = std::min(k, end - first);
+  if (k <= 0) return 0;
+  return blocks_.ensure_capacity(s->blocks, first + k).ok() ? k : 0;
 }
 
 void Scheduler::completed(const StepPlan& plan) {

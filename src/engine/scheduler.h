@@ -110,10 +110,11 @@ class Scheduler {
   // Moves a running sequence back to waiting (blocks freed, recomputed
   // later); drops its chunks from the plan and returns their tokens.
   int64_t preempt(SchedSeq* s, StepPlan& plan);
-  // Blocks for k drafted tokens after s's pending one, from free blocks
-  // only; false (nothing changed) when they are not free or a block they
-  // would write is shared or registered.
-  bool grant_draft(SchedSeq* s, int64_t k);
+  // Blocks for up to k drafted tokens after s's pending one: as many as fit
+  // in blocks s holds alone (unregistered) and then in free blocks (never
+  // evicting a cached one). Returns how many were granted (0: nothing
+  // changed).
+  int64_t grant_draft(SchedSeq* s, int64_t k);
   // The least urgent running sequence: lowest class, then latest arrival.
   SchedSeq* lowest_running(const StepPlan& plan, bool include_planned) const;
 

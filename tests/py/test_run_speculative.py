@@ -34,6 +34,16 @@ def test_speculative_run_writes_the_plain_text(suanli_bin, default_model, prompt
         assert int(m.group(1)) > 20, log  # the list repeats: most drafts are kept
 
 
+@pytest.mark.parametrize("n", ["1", "2", "3", "5"])
+def test_speculative_run_stops_at_n_exactly(suanli_bin, default_model, n):
+    def text(*extra):
+        r = subprocess.run([suanli_bin, "run", "-m", default_model, "-p", LIST, "-n", n, "--temp", "0", *extra],
+                           capture_output=True, timeout=120)
+        assert r.returncode == 0
+        return r.stdout
+    assert text("--spec-ngram", "16") == text()
+
+
 def test_spec_ngram_out_of_range_is_an_error(suanli_bin, default_model):
     r = subprocess.run([suanli_bin, "run", "-m", default_model, "-p", "Hi", "--spec-ngram", "17"],
                        capture_output=True, text=True, timeout=60)

@@ -295,7 +295,9 @@ TEST(Engine, speculative_decoding_gives_the_tokens_of_plain_decoding) {
 // preemption: still the tokens of plain decoding, and no block leaks.
 TEST(Engine, speculative_decoding_with_forks_and_preemption) {
   REQUIRE_MODEL();
-  std::mt19937 rng(std::random_device{}());
+  const unsigned seed = std::random_device{}();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937 rng(seed);
   std::vector<Request> reqs;
   for (int i = 0; i < 10; ++i) {
     // Random text repeated, so the lookup finds drafts from the first step.

@@ -241,6 +241,28 @@ TEST(Scheduler, drafts_never_take_a_block_a_decode_needs) {
   EXPECT_EQ(Fixture::tokens_for(p, c), 1);
 }
 
+// With no free block (the prefix cache holds the rest), a draft is cut to
+// what fits in the block the sequence holds, not refused, and no cached
+// block is evicted for it.
+TEST(Scheduler, drafts_are_cut_to_the_held_block_when_nothing_is_free) {
+  Fixture f(/*n_blocks=*/4, /*budget=*/64, 8, /*block_size=*/4);
+  SchedSeq* a = f.add(ScenarioClass::kInteractive, 9);  // positions 0..8: 3 blocks
+  f.step();
+  SchedSeq* b = f.add(ScenarioClass::kInteractive, 4, 100);  // 1 block, full
+  f.step();
+  f.sched->remove(b);  // its full block stays cached
+  ASSERT_EQ(f.blocks.stats().free, 0);
+  ASSERT_EQ(f.blocks.stats().cached, 1);
+  ASSERT_EQ(a->n_computed, 10);  // a decoded position 9 beside b's prefill
+  ASSERT_EQ(a->pending(), 1);     // position 10 pending; its block holds 8..11
+  a->draft = {1, 2, 3, 4, 5, 6};
+  StepPlan p = f.sched->schedule();
+  ASSERT_EQ(p.chunks.size(), 1u);
+  EXPECT_EQ(p.chunks[0].n_draft, 1);  // position 11 only
+  EXPECT_EQ(f.blocks.stats().cached, 1);
+  EXPECT_TRUE(p.preempted.empty());
+}
+
 TEST(NgramDraft, proposes_what_followed_the_longest_most_recent_match) {
   using V = std::vector<int32_t>;
   // Suffix [2 3] occurred twice; the most recent occurrence is followed by 9.
