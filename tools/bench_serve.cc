@@ -139,6 +139,9 @@ std::function<int()> add_bench_serve(CLI::App* bench) {
     if (levels.empty()) return fail("no concurrency levels");
     if (a->prompt_tokens < 1 || a->output_tokens < 1) return fail("--prompt-tokens and --output-tokens must be >= 1");
     if (a->shared_prefix < 0 || a->shared_prefix >= a->prompt_tokens) return fail("--shared-prefix must be below --prompt-tokens");
+    if (!a->url.empty() && a->speculative.num_tokens > 0) {
+      return fail("--spec-ngram configures the in-process engine; with --url, start the server with --spec-ngram");
+    }
     auto mix = parse_mix(a->scenario_mix);
     if (!mix) return fail(mix.status().to_string());
 

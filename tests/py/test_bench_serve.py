@@ -31,7 +31,18 @@ def test_kv_memory_as_a_share_of_free_memory(suanli_bin, default_model):
 def test_rejects_bad_kv_memory_and_concurrency(suanli_bin, default_model):
     for args, msg in [(["--kv-memory", "200%"], "share must be"),
                       (["--kv-memory", "12Q"], "bad size unit"),
-                      (["--concurrency", "0"], "concurrency must be")]:
+                      (["--concurrency", "0"], "concurrency must be"),
+                      (["--url", "http://127.0.0.1:9", "--spec-ngram", "4"], "with --url, start the server")]:
         r = run(suanli_bin, default_model, "--requests", "1", *args)
         assert r.returncode == 1
         assert msg in r.stderr
+
+
+def test_reports_speculative_drafts(suanli_bin, default_model):
+    r = run(suanli_bin, default_model, "--concurrency", "1", "--requests", "2", "--prompt-tokens", "16",
+            "--output-tokens", "24", "--spec-ngram", "4", "--json")
+    assert r.returncode == 0, r.stderr
+    level = json.loads(r.stdout)[0]
+    assert level["successful"] == 2
+    assert level["steps"] > 0
+    assert 0 <= level["spec_accepted_tokens"] <= level["spec_draft_tokens"]
