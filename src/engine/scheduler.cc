@@ -177,9 +177,9 @@ StepPlan Scheduler::schedule() {
   }
   // 4. Drafts (speculative decoding) last, from what is left: within the
   //    budget, only while the whole step stays at most max_step_tokens, in
-  //    the decodes' priority order, and only in free blocks (no eviction,
-  //    no preemption, never a block shared with a fork or in the prefix
-  //    cache).
+  //    the decodes' priority order, cut to the room in the sequence's own
+  //    blocks and the free ones (grant_draft: no eviction, no preemption,
+  //    never a block shared with a fork or in the prefix cache).
   int64_t planned = 0;
   for (const StepChunk& c : plan.chunks) planned += c.n_tokens;
   int64_t room = std::min(budget, config_.speculative.max_step_tokens - planned);
