@@ -65,6 +65,53 @@ TEST(GpuDequant, matches_reference_bits_for_every_format_on_the_host) {
   }
 }
 
+// The wide loaders of the decode matmul (unit_load) against dequant_at, bit
+// for bit, on every unit of random rows of each format.
+template <int T>
+void check_wide(const Weights& w) {
+  const auto* base = static_cast<const uint8_t*>(w.view.data);
+  ASSERT_EQ(reinterpret_cast<uintptr_t>(base) % gpu::Wide<T>::kAlign, 0u);
+  ASSERT_EQ(w.view.row_stride % gpu::Wide<T>::kAlign, 0u);
+  int bad = 0;
+  for (int64_t r = 0; r < w.view.n_rows; ++r) {
+    for (int64_t k = 0; k < w.view.n_cols && bad < 5; k += 8) {
+      float a[8], b[8];
+      constexpr int U = gpu::Layout<T>::kUnit;  // 1 for the float formats
+      for (int i = 0; i < 8; i += U) gpu::dequant_at<T>(base + r * w.view.row_stride, k + i, a + i);
+      gpu::unit_load<T>(base + r * w.view.row_stride, k, b);
+      for (int i = 0; i < 8; ++i) {
+        if (std::bit_cast<uint32_t>(a[i]) != std::bit_cast<uint32_t>(b[i])) {
+          ++bad;
+          ADD_FAILURE() << "row " << r << " element " << k + i << ": " << b[i] << ", dequant_at " << a[i];
+        }
+      }
+    }
+  }
+}
+
+TEST(GpuDequant, wide_unit_loads_match_dequant_at) {
+  const GgmlType formats[] = {GgmlType::kF32,  GgmlType::kF16,  GgmlType::kBF16, GgmlType::kQ8_0,
+                              GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ4_K, GgmlType::kQ6_K,
+                              GgmlType::kMXFP8_E4M3};
+  for (GgmlType type : formats) {
+    Seeded s;
+    SCOPED_TRACE(s.trace() + " " + std::string(ggml_type_name(type)));
+    const int64_t k = traits(type).block_size == 256 ? 1024 : 608;
+    Weights w = make_weights(s, type, 24, k);
+    switch (static_cast<int>(type)) {
+      case gpu::kF32: check_wide<gpu::kF32>(w); break;
+      case gpu::kF16: check_wide<gpu::kF16>(w); break;
+      case gpu::kBF16: check_wide<gpu::kBF16>(w); break;
+      case gpu::kQ8_0: check_wide<gpu::kQ8_0>(w); break;
+      case gpu::kQ4_0: check_wide<gpu::kQ4_0>(w); break;
+      case gpu::kQ4_1: check_wide<gpu::kQ4_1>(w); break;
+      case gpu::kQ4_K: check_wide<gpu::kQ4_K>(w); break;
+      case gpu::kQ6_K: check_wide<gpu::kQ6_K>(w); break;
+      case gpu::kMXFP8: check_wide<gpu::kMXFP8>(w); break;
+    }
+  }
+}
+
 // Every E4M3 code under scales from the smallest to NaN (the edge cases the
 // quantizer never writes), as matmul_test does for the CPU converters.
 TEST(GpuDequant, mxfp8_every_code_and_scale) {

@@ -4,6 +4,7 @@
 #include "devices/cuda/cuda_device.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
@@ -19,16 +20,31 @@ std::string gpu_error(const char* what, Error e) {
   return std::string(gpu::kRuntimeName) + " " + what + ": " + gpu::error_string(e);
 }
 
+// The calling thread's current device, as this file last set it: every
+// entry point binds its device first (the engine drives a device from its
+// own loop thread, and a machine may hold several GPUs).
+thread_local int t_bound_device = -1;
+void bind_device(int ordinal) {
+  if (t_bound_device != ordinal) {
+    (void)gpu::set_device(ordinal);
+    t_bound_device = ordinal;
+  }
+}
+
 class GpuBuffer final : public Buffer {
  public:
-  GpuBuffer(void* p, size_t n) : p_(p), n_(n) {}
-  ~GpuBuffer() override { (void)gpu::device_free(p_); }
+  GpuBuffer(void* p, size_t n, int ordinal) : p_(p), n_(n), ordinal_(ordinal) {}
+  ~GpuBuffer() override {
+    bind_device(ordinal_);
+    (void)gpu::device_free(p_);
+  }
   void* data() override { return p_; }
   size_t size() const override { return n_; }
 
  private:
   void* p_;
   size_t n_;
+  int ordinal_;
 };
 
 // A device array that grows on demand (contents are not kept).
@@ -45,7 +61,11 @@ struct Scratch {
     bytes = 0;
     const size_t rounded = std::max<size_t>(need + need / 2, 4096);
     const Error e = gpu::device_malloc(&p, rounded);
-    if (e == kSuccess) bytes = rounded;
+    if (e == kSuccess) {
+      bytes = rounded;
+    } else {
+      (void)gpu::get_last_error();  // reported by the caller, not by the next launch check
+    }
     return e;
   }
 };
@@ -85,6 +105,7 @@ class CudaDevice final : public Device {
   Status init() {
     Error e = gpu::set_device(ordinal_);
     if (e != kSuccess) return Internal(gpu_error("set device", e));
+    t_bound_device = ordinal_;
     e = gpu::stream_create(&stream_);
     if (e != kSuccess) return Internal(gpu_error("create stream", e));
     e = gpu::host_alloc_pinned(reinterpret_cast<void**>(&staging_), kStagingBytes);
@@ -92,7 +113,10 @@ class CudaDevice final : public Device {
     if (tc_min_tokens_ > 0) {
       std::string why;
       tc_ = gpu::TensorCoreGemm::create(&why);
-      if (!tc_) tc_min_tokens_ = 0;
+      if (!tc_) {
+        std::fprintf(stderr, "suanli: %s: tensor-core matmul unavailable: %s\n", gpu::kRuntimeName, why.c_str());
+        tc_min_tokens_ = 0;
+      }
     }
     return Status::Ok();
   }
@@ -110,7 +134,7 @@ class CudaDevice final : public Device {
   MemoryInfo memory() const override {
     MemoryInfo m;
     size_t free_b = 0, total_b = 0;
-    (void)gpu::set_device(ordinal_);
+    bind_device(ordinal_);
     if (gpu::mem_get_info(&free_b, &total_b) == kSuccess) {
       m.free_bytes = free_b;
       m.total_bytes = total_b;
@@ -119,7 +143,7 @@ class CudaDevice final : public Device {
   }
 
   Roofline measure_roofline() override {
-    (void)gpu::set_device(ordinal_);
+    bind_device(ordinal_);
     Roofline r;
     r.memory_gbs = gpu::measure_copy_gbs(stream_);
     r.int8_gops = gpu::measure_int8_gops(stream_, props_.multiprocessors);
@@ -129,6 +153,7 @@ class CudaDevice final : public Device {
   }
 
   Expected<std::unique_ptr<Buffer>> alloc(size_t bytes) override {
+    bind_device(ordinal_);
     void* p = nullptr;
     const Error e = gpu::device_malloc(&p, std::max<size_t>(bytes, 256));
     if (e != kSuccess) {
@@ -136,7 +161,7 @@ class CudaDevice final : public Device {
       return ResourceExhausted("cannot allocate " + std::to_string(bytes) + " bytes on " + name() + ": " +
                                gpu::error_string(e));
     }
-    return std::unique_ptr<Buffer>(new GpuBuffer(p, bytes));
+    return std::unique_ptr<Buffer>(new GpuBuffer(p, bytes, ordinal_));
   }
 
   Expected<std::unique_ptr<Buffer>> map_host(const void* host, size_t bytes) override {
@@ -147,12 +172,14 @@ class CudaDevice final : public Device {
 
   Status upload(void* device_dst, const void* host_src, size_t bytes) override {
     if (bytes == 0) return Status::Ok();
+    bind_device(ordinal_);
     if (bytes > kStagingBytes / 4) return upload_chunked(device_dst, host_src, bytes);
     return copy_staged(device_dst, host_src, bytes);
   }
 
   Status download(void* host_dst, const void* device_src, size_t bytes) override {
     if (bytes == 0) return Status::Ok();
+    bind_device(ordinal_);
     Error e = gpu::copy_d2h_async(host_dst, device_src, bytes, stream_);
     if (e == kSuccess) e = gpu::stream_synchronize(stream_);
     if (e != kSuccess) return Internal(gpu_error("download", e));
@@ -160,6 +187,7 @@ class CudaDevice final : public Device {
   }
 
   Status synchronize() override {
+    bind_device(ordinal_);
     const Error e = gpu::stream_synchronize(stream_);
     staging_used_ = 0;
     if (e != kSuccess && error_.empty()) error_ = gpu_error("stream", e);
@@ -174,6 +202,7 @@ class CudaDevice final : public Device {
   // ---- the op set ----
 
   void embed(const WeightView& table, const int32_t* ids, int64_t n_tokens, float* out) override {
+    bind_device(ordinal_);
     SUANLI_CHECK(caps_.supports(table.type) && table.n_cols % traits(table.type).block_size == 0);
     SUANLI_CHECK(table.layout == 0 && table.n_parts <= 1);  // only GGUF rows: no prepare_weights here
     gpu::launch_embed(table, ids, n_tokens, out, stream_);
@@ -181,12 +210,14 @@ class CudaDevice final : public Device {
   }
 
   void rms_norm(const float* x, const float* w, int64_t rows, int64_t n, float eps, float* out) override {
+    bind_device(ordinal_);
     SUANLI_CHECK(rows >= 0 && n > 0);
     gpu::launch_rms_norm(x, w, rows, n, eps, out, stream_);
     check_launch("rms_norm");
   }
 
   void matmul(const float* x, int64_t n_tokens, const WeightView& w, const float* bias, float* out) override {
+    bind_device(ordinal_);
     SUANLI_CHECK(caps_.supports(w.type) && w.n_cols % traits(w.type).block_size == 0);
     SUANLI_CHECK(w.layout == 0 && w.n_parts <= 1);
     if (tc_ && n_tokens >= tc_min_tokens_) {
@@ -195,6 +226,11 @@ class CudaDevice final : public Device {
         check_launch("matmul (tensor cores)");
         return;
       }
+      if (!tc_warned_) {
+        tc_warned_ = true;
+        std::fprintf(stderr, "suanli: %s: tensor-core matmul fell back to the exact kernel: %s\n",
+                     gpu::kRuntimeName, why.c_str());
+      }
     }
     gpu::launch_matmul(x, n_tokens, w, bias, out, stream_);
     check_launch("matmul");
@@ -202,6 +238,7 @@ class CudaDevice final : public Device {
 
   void rope(float* x, int64_t n_tokens, int64_t n_heads, int64_t head_dim, const int32_t* positions,
             const RopeParams& p) override {
+    bind_device(ordinal_);
     SUANLI_CHECK(p.n_dims % 2 == 0 && p.n_dims <= head_dim);
     gpu::launch_rope(x, n_tokens, n_heads, head_dim, positions, p, stream_);
     check_launch("rope");
@@ -209,6 +246,7 @@ class CudaDevice final : public Device {
 
   void kv_write(const KvLayerView& kv, const float* k, const float* v, int64_t n_tokens,
                 const int32_t* slots) override {
+    bind_device(ordinal_);
     SUANLI_CHECK(kv.type == GgmlType::kF16 || kv.type == GgmlType::kF32);
     gpu::launch_kv_write(kv, k, v, n_tokens, slots, stream_);
     check_launch("kv_write");
@@ -218,16 +256,19 @@ class CudaDevice final : public Device {
                  int32_t n_seqs, float scale, float* out) override;
 
   void swiglu(const float* gate, const float* up, int64_t n, float* out) override {
+    bind_device(ordinal_);
     gpu::launch_swiglu(gate, up, n, out, stream_);
     check_launch("swiglu");
   }
 
   void add(const float* a, const float* b, int64_t n, float* out) override {
+    bind_device(ordinal_);
     gpu::launch_add(a, b, n, out, stream_);
     check_launch("add");
   }
 
   void convert(const void* src, GgmlType src_type, void* dst, GgmlType dst_type, int64_t n) override {
+    bind_device(ordinal_);
     auto ok = [](GgmlType t) { return t == GgmlType::kF32 || t == GgmlType::kF16 || t == GgmlType::kBF16; };
     SUANLI_CHECK(ok(src_type) && ok(dst_type));
     gpu::launch_convert(src, src_type, dst, dst_type, n, stream_);
@@ -270,10 +311,14 @@ class CudaDevice final : public Device {
     staging_used_ = 0;
     if (e != kSuccess) return Internal(gpu_error("stream", e));
     if (!chunks_) {
-      e = gpu::host_alloc_pinned(reinterpret_cast<void**>(&chunks_), 2 * kChunkBytes);
-      if (e == kSuccess) e = gpu::event_create(&chunk_done_[0]);
-      if (e == kSuccess) e = gpu::event_create(&chunk_done_[1]);
-      if (e != kSuccess) return Internal(gpu_error("allocate pinned host memory", e));
+      if (!chunk_done_[0]) e = gpu::event_create(&chunk_done_[0]);
+      if (e == kSuccess && !chunk_done_[1]) e = gpu::event_create(&chunk_done_[1]);
+      if (e == kSuccess) e = gpu::host_alloc_pinned(reinterpret_cast<void**>(&chunks_), 2 * kChunkBytes);
+      if (e != kSuccess) {
+        chunks_ = nullptr;
+        (void)gpu::get_last_error();
+        return Internal(gpu_error("allocate pinned host memory", e));
+      }
     }
     const uint8_t* src = static_cast<const uint8_t*>(host_src);
     uint8_t* dst = static_cast<uint8_t*>(device_dst);
@@ -311,10 +356,12 @@ class CudaDevice final : public Device {
 
   std::unique_ptr<gpu::TensorCoreGemm> tc_;
   int64_t tc_min_tokens_ = 0;  // 0: the tensor-core path is off
+  bool tc_warned_ = false;
 };
 
 void CudaDevice::attention(const float* q, int64_t n_tokens, int64_t n_heads, const KvLayerView& kv,
                            const SeqSlice* seqs, int32_t n_seqs, float scale, float* out) {
+  bind_device(ordinal_);
   SUANLI_CHECK(kv.n_kv_heads > 0 && n_heads % kv.n_kv_heads == 0);
   SUANLI_CHECK(kv.type == GgmlType::kF16 || kv.type == GgmlType::kF32);
   if (n_seqs <= 0) return;
@@ -356,7 +403,11 @@ void CudaDevice::attention(const float* q, int64_t n_tokens, int64_t n_heads, co
     const Status st = meta_image_.size() <= kStagingBytes
                           ? copy_staged(attn_meta_.p, meta_image_.data(), meta_image_.size())
                           : upload_chunked(attn_meta_.p, meta_image_.data(), meta_image_.size());
-    if (!st.ok() && error_.empty()) error_ = st.message();
+    if (!st.ok()) {
+      if (error_.empty()) error_ = st.message();
+      last_upload_.clear();
+      return;
+    }
     last_upload_ = meta_image_;
   }
   const size_t partial_bytes =

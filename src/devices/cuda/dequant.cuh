@@ -140,3 +140,108 @@ SUANLI_HD void dequant_at(const uint8_t* row, int64_t k, float* v) {
 }
 
 }  // namespace suanli::gpu
+
+namespace suanli::gpu {
+
+// ---- Wide loads for the decode matmul (matmul_v2 in quant.cu) ----
+// unit_load<T>(row, k, v) gives exactly dequant_at<T>'s 8 values (same float
+// expressions, bit for bit; tests/conformance/gpu_dequant_test.cu checks it
+// on the host), but reads the unit's bytes with as few loads as the format's
+// alignment allows: one 16-byte load for F16/BF16, 8 bytes plus a word of
+// scales for Q4_K, and so on. kWideAlign is the alignment the row start and
+// the row stride must have (the launcher falls back to the exact byte-wise
+// kernel otherwise). Formats without a wide loader use dequant_at.
+template <int T>
+struct Wide {
+  static constexpr int kAlign = 1;
+};
+template <> struct Wide<kF32> { static constexpr int kAlign = 16; };
+template <> struct Wide<kF16> { static constexpr int kAlign = 16; };
+template <> struct Wide<kBF16> { static constexpr int kAlign = 16; };
+template <> struct Wide<kQ8_0> { static constexpr int kAlign = 2; };
+template <> struct Wide<kQ4_0> { static constexpr int kAlign = 2; };
+template <> struct Wide<kQ4_1> { static constexpr int kAlign = 4; };
+template <> struct Wide<kQ4_K> { static constexpr int kAlign = 8; };
+
+SUANLI_HD uint32_t ld_u16(const uint8_t* p) { return *reinterpret_cast<const uint16_t*>(p); }
+SUANLI_HD uint32_t ld_u32(const uint8_t* p) { return *reinterpret_cast<const uint32_t*>(p); }
+// Byte i (0..7) of a little-endian pair of words.
+SUANLI_HD uint32_t byte_of(uint32_t lo, uint32_t hi, int i) { return ((i < 4 ? lo : hi) >> (8 * (i & 3))) & 0xffu; }
+
+template <int T>
+SUANLI_HD void unit_load(const uint8_t* row, int64_t k, float* v) {
+  if constexpr (T == kF32) {
+    const float4 a = reinterpret_cast<const float4*>(row)[k / 4];
+    const float4 b = reinterpret_cast<const float4*>(row)[k / 4 + 1];
+    v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
+  } else if constexpr (T == kF16 || T == kBF16) {
+    const uint4 q = reinterpret_cast<const uint4*>(row)[k / 8];
+    const uint32_t w[4] = {q.x, q.y, q.z, q.w};
+    for (int i = 0; i < 8; ++i) {
+      const uint16_t h = static_cast<uint16_t>(w[i / 2] >> (16 * (i % 2)));
+      if constexpr (T == kF16) {
+        v[i] = fp16_to_f32(h);
+      } else {
+        v[i] = bf16_to_f32(h);
+      }
+    }
+  } else if constexpr (T == kQ8_0 || T == kQ4_0) {
+    constexpr int kBytes = Layout<T>::kBytes;
+    const uint8_t* b = row + (k / 32) * kBytes;
+    const int o = static_cast<int>(k % 32);
+    const float d = fp16_to_f32(static_cast<uint16_t>(ld_u16(b)));
+    const uint8_t* q = b + 2 + (T == kQ8_0 ? o : (o & 15));
+    const uint32_t lo = ld_u16(q) | (ld_u16(q + 2) << 16), hi = ld_u16(q + 4) | (ld_u16(q + 6) << 16);
+    for (int i = 0; i < 8; ++i) {
+      const uint32_t byte = byte_of(lo, hi, i);
+      if constexpr (T == kQ8_0) {
+        v[i] = d * static_cast<float>(static_cast<int8_t>(byte));
+      } else {
+        const int qv = static_cast<int>(o < 16 ? (byte & 0x0f) : (byte >> 4));
+        v[i] = d * static_cast<float>(qv - 8);
+      }
+    }
+  } else if constexpr (T == kQ4_1) {
+    const uint8_t* b = row + (k / 32) * 20;
+    const int o = static_cast<int>(k % 32);
+    const uint32_t dm = ld_u32(b);
+    const float d = fp16_to_f32(static_cast<uint16_t>(dm)), m = fp16_to_f32(static_cast<uint16_t>(dm >> 16));
+    const uint8_t* q = b + 4 + (o & 15);
+    const uint32_t lo = ld_u32(q), hi = ld_u32(q + 4);
+    for (int i = 0; i < 8; ++i) {
+      const uint32_t byte = byte_of(lo, hi, i);
+      const int qv = static_cast<int>(o < 16 ? (byte & 0x0f) : (byte >> 4));
+      v[i] = d * static_cast<float>(qv) + m;
+    }
+  } else if constexpr (T == kQ4_K) {
+    const uint8_t* b = row + (k / 256) * 144;
+    const int o = static_cast<int>(k % 256);
+    const int j = o / 32, l = o % 32;
+    const uint32_t dd = ld_u32(b);
+    const float d = fp16_to_f32(static_cast<uint16_t>(dd)), dmin = fp16_to_f32(static_cast<uint16_t>(dd >> 16));
+    const uint32_t s0 = ld_u32(b + 4), s1 = ld_u32(b + 8), s2 = ld_u32(b + 12);
+    auto sbyte = [&](int i) -> int {
+      const uint32_t w = i < 4 ? s0 : (i < 8 ? s1 : s2);
+      return static_cast<int>((w >> (8 * (i & 3))) & 0xffu);
+    };
+    int sc, m;
+    if (j < 4) {
+      sc = sbyte(j) & 63;
+      m = sbyte(j + 4) & 63;
+    } else {
+      sc = (sbyte(j + 4) & 0x0f) | ((sbyte(j - 4) >> 6) << 4);
+      m = (sbyte(j + 4) >> 4) | ((sbyte(j) >> 6) << 4);
+    }
+    const float d1 = d * static_cast<float>(sc);
+    const float m1 = dmin * static_cast<float>(m);
+    const uint2 q = *reinterpret_cast<const uint2*>(b + 16 + 32 * (j / 2) + l);
+    for (int i = 0; i < 8; ++i) {
+      const int qv = static_cast<int>((byte_of(q.x, q.y, i) >> (4 * (j % 2))) & 0x0f);
+      v[i] = d1 * static_cast<float>(qv) - m1;
+    }
+  } else {
+    dequant_at<T>(row, k, v);
+  }
+}
+
+}  // namespace suanli::gpu

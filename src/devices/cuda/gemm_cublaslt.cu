@@ -68,7 +68,11 @@ struct TensorCoreGemm::Impl {
     if (*p) device_free(*p);
     *p = nullptr;
     *have = 0;
-    if (device_malloc(reinterpret_cast<void**>(p), need * sizeof(uint16_t)) != kSuccess) return false;
+    if (device_malloc(reinterpret_cast<void**>(p), need * sizeof(uint16_t)) != kSuccess) {
+      (void)get_last_error();  // the caller falls back; no launch check may see this
+      *p = nullptr;
+      return false;
+    }
     *have = need;
     return true;
   }
@@ -97,9 +101,14 @@ bool TensorCoreGemm::run(const float* x, int64_t n_tokens, const WeightView& w, 
   const int64_t K = w.n_cols, N = w.n_rows;
   int64_t tile = static_cast<int64_t>(kTileBytes / (sizeof(uint16_t) * static_cast<size_t>(K)));
   tile = tile < 16 ? 16 : tile / 16 * 16;
+  if (tile > 65520) tile = 65520;  // launch_dequant_bf16's grid.y limit
   if (tile > N) tile = N;
+  // BF16 rows stored densely are the operand as they are: no copy.
+  const bool direct = w.type == GgmlType::kBF16 && w.row_stride == static_cast<size_t>(2 * K) &&
+                      reinterpret_cast<uintptr_t>(w.data) % 16 == 0;
+  if (direct) tile = N;
   if (!m.grow(&m.xb, &m.xb_elems, static_cast<size_t>(n_tokens * K)) ||
-      !m.grow(&m.wb, &m.wb_elems, static_cast<size_t>(tile * K))) {
+      (!direct && !m.grow(&m.wb, &m.wb_elems, static_cast<size_t>(tile * K)))) {
     *error = "cannot allocate bf16 scratch for the tensor-core matmul";
     return false;
   }
@@ -128,7 +137,12 @@ bool TensorCoreGemm::run(const float* x, int64_t n_tokens, const WeightView& w, 
     cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws);
     for (int64_t n0 = 0; n0 < N; n0 += tile) {
       const int64_t nt = N - n0 < tile ? N - n0 : tile;
-      launch_dequant_bf16(w, n0, nt, m.wb, s);
+      const uint16_t* wtile = m.wb;
+      if (direct) {
+        wtile = static_cast<const uint16_t*>(w.data) + n0 * K;
+      } else {
+        launch_dequant_bf16(w, n0, nt, m.wb, s);
+      }
       if (a_desc) cublasLtMatrixLayoutDestroy(a_desc);
       if (d_desc) cublasLtMatrixLayoutDestroy(d_desc);
       a_desc = d_desc = nullptr;
@@ -142,7 +156,7 @@ bool TensorCoreGemm::run(const float* x, int64_t n_tokens, const WeightView& w, 
       st = cublasLtMatmulAlgoGetHeuristic(m.handle, op, a_desc, b_desc, d_desc, d_desc, pref, 1, &result, &found);
       if (st != CUBLAS_STATUS_SUCCESS || found == 0) return fail("cublasLtMatmulAlgoGetHeuristic", st);
       const float alpha = 1.0f, beta = 0.0f;
-      st = cublasLtMatmul(m.handle, op, &alpha, m.wb, a_desc, m.xb, b_desc, &beta, out + n0, d_desc, out + n0,
+      st = cublasLtMatmul(m.handle, op, &alpha, wtile, a_desc, m.xb, b_desc, &beta, out + n0, d_desc, out + n0,
                           d_desc, &result.algo, m.workspace, kWorkspaceBytes, s);
       if (st != CUBLAS_STATUS_SUCCESS) return fail("cublasLtMatmul", st);
     }

@@ -45,7 +45,7 @@ struct AttentionItem {
   int32_t h0;     // first query head within the kv head's group
   int32_t split;  // keys [split * kAttnSplitKeys, (split + 1) * kAttnSplitKeys)
 };
-inline constexpr int kAttnSplitKeys = 512;
+inline constexpr int kAttnSplitKeys = 64;  // a multiple of the key tile (32 or 16)
 // Query heads and tokens per item: one 32-lane group per (token, head).
 int attention_heads_per_item(int64_t group, int64_t head_dim);
 int attention_tokens_per_item(int64_t group, int64_t head_dim, int64_t max_seq_tokens);

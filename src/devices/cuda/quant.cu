@@ -15,6 +15,9 @@
 #include "devices/cuda/kernels.h"
 #include "devices/cuda/dequant.cuh"
 
+#include <cstdlib>
+#include <string>
+
 namespace suanli::gpu {
 namespace {
 
@@ -110,6 +113,81 @@ __global__ void __launch_bounds__(kRowsPerBlock * kLanes)
   }
 }
 
+// ---- matmul v2: the decode GEMV, reading each weight byte once with wide loads ----
+// A block of kV2Threads threads computes R rows for a tile of up to TT
+// tokens. Thread i owns the 8-element units i, i + kV2Threads, ... of the
+// row (the same units for every row, token and tile): it loads them with
+// unit_load (one or two wide loads per unit), loads the tokens' matching 8
+// activations straight from global memory (each activation is needed by one
+// thread of the block only, so staging it in shared memory would buy
+// nothing) and accumulates x·w in fp32, unit by unit, element by element.
+// The thread sums then go through the 32-lane butterfly and the lane groups'
+// sums are added in group order. Every (row, token) result therefore takes
+// the same additions in the same order whatever R, TT, the tile or the other
+// tokens are: the op stays batch invariant. Unlike v1 (one row per warp, the
+// activations staged in shared memory behind two barriers per 1024 columns,
+// byte-wise loads), nothing here waits on a barrier inside the K loop.
+constexpr int kV2Threads = 128;
+
+template <int T, int R, int TT>
+__global__ void __launch_bounds__(kV2Threads)
+    matmul_v2_kernel(const float* x, int64_t n_tokens, int64_t K, const uint8_t* w, size_t row_stride, int64_t N,
+                     const float* bias, float* out) {
+  const int tid = threadIdx.x;
+  const int64_t row0 = blockIdx.y * int64_t{R};
+  const int64_t t0 = blockIdx.x * int64_t{TT};
+  const int nt = static_cast<int>(n_tokens - t0 < TT ? n_tokens - t0 : TT);
+  const uint8_t* wr[R];
+#pragma unroll
+  for (int r = 0; r < R; ++r) wr[r] = w + (row0 + r < N ? row0 + r : N - 1) * row_stride;
+  float acc[R][TT];
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+#pragma unroll
+    for (int t = 0; t < TT; ++t) acc[r][t] = 0.0f;
+  }
+  const int64_t units = K / 8;
+#pragma unroll 2
+  for (int64_t u = tid; u < units; u += kV2Threads) {
+    float wv[R][8];
+#pragma unroll
+    for (int r = 0; r < R; ++r) unit_load<T>(wr[r], u * 8, wv[r]);
+#pragma unroll
+    for (int t = 0; t < TT; ++t) {
+      if (t < nt) {
+        const float4* xp = reinterpret_cast<const float4*>(x + (t0 + t) * K + u * 8);
+        const float4 a = xp[0], b = xp[1];
+        const float xv[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
+#pragma unroll
+        for (int r = 0; r < R; ++r) {
+#pragma unroll
+          for (int i = 0; i < 8; ++i) acc[r][t] = fmaf(xv[i], wv[r][i], acc[r][t]);
+        }
+      }
+    }
+  }
+  constexpr int kGroups = kV2Threads / kLanes;
+  __shared__ float red[kGroups][R][TT];
+  const int lane = tid % kLanes, g = tid / kLanes;
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+#pragma unroll
+    for (int t = 0; t < TT; ++t) {
+      const float s = lane_sum(acc[r][t]);
+      if (lane == 0) red[g][r][t] = s;
+    }
+  }
+  __syncthreads();
+  if (tid < R * TT) {
+    const int r = tid / TT, t = tid % TT;
+    if (row0 + r < N && t < nt) {
+      float s = red[0][r][t];
+      for (int gi = 1; gi < kGroups; ++gi) s += red[gi][r][t];
+      out[(t0 + t) * N + row0 + r] = bias ? s + bias[row0 + r] : s;
+    }
+  }
+}
+
 __global__ void f32_to_bf16_kernel(const float* x, int64_t n, uint16_t* out) {
   for (int64_t i = blockIdx.x * int64_t{kThreads} + threadIdx.x; i < n; i += int64_t{gridDim.x} * kThreads) {
     out[i] = f32_to_bf16(x[i]);
@@ -168,8 +246,48 @@ void launch_embed(const WeightView& table, const int32_t* ids, int64_t n_tokens,
   });
 }
 
+namespace {
+
+// Which matmul kernel: SUANLI_CUDA_MATMUL=v1 forces the byte-wise one (for
+// A/B runs); v2 is the default where its alignment and grid limits hold.
+bool v2_enabled() {
+  static const bool on = [] {
+    const char* v = std::getenv("SUANLI_CUDA_MATMUL");
+    return !(v && std::string(v) == "v1");
+  }();
+  return on;
+}
+
+template <int T, int R, int TT>
+void launch_v2(const float* x, int64_t n_tokens, const WeightView& w, const float* bias, float* out, Stream s) {
+  const dim3 grid(static_cast<unsigned>((n_tokens + TT - 1) / TT), static_cast<unsigned>((w.n_rows + R - 1) / R));
+  matmul_v2_kernel<T, R, TT><<<grid, kV2Threads, 0, s>>>(x, n_tokens, w.n_cols, static_cast<const uint8_t*>(w.data),
+                                                          w.row_stride, w.n_rows, bias, out);
+}
+
+}  // namespace
+
 void launch_matmul(const float* x, int64_t n_tokens, const WeightView& w, const float* bias, float* out, Stream s) {
   if (n_tokens <= 0 || w.n_rows <= 0) return;
+  bool done = false;
+  if (v2_enabled() && w.n_cols % 8 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
+      (w.n_rows + 3) / 4 <= 65535) {
+    dispatch(w.type, [&]<int T>() {
+      constexpr uintptr_t a = Wide<T>::kAlign;
+      if (reinterpret_cast<uintptr_t>(w.data) % a != 0 || w.row_stride % a != 0) return;
+      // The tile shape only decides which work shares a block; every output
+      // takes the same additions (see matmul_v2_kernel).
+      if (n_tokens == 1) {
+        launch_v2<T, 4, 1>(x, n_tokens, w, bias, out, s);
+      } else if (n_tokens <= 4) {
+        launch_v2<T, 4, 4>(x, n_tokens, w, bias, out, s);
+      } else {
+        launch_v2<T, 4, 8>(x, n_tokens, w, bias, out, s);
+      }
+      done = true;
+    });
+  }
+  if (done) return;
   const int64_t tiles = (n_tokens + kTokensPerTile - 1) / kTokensPerTile;
   SUANLI_CHECK(tiles <= 65535);
   dispatch(w.type, [&]<int T>() {
