@@ -19,6 +19,12 @@
 #                                suanli bench (FMT: q4_k, q8_0, bf16, mxfp8_e4m3)
 #   serve-8b/FMT/CONC/REQUESTS/IN/OUT   suanli bench serve
 #   sanitize/GTEST_FILTER        conformance tests under compute-sanitizer
+#   devmap                       suanli run with the layers split between cuda and cpu
+#   sanitize-eval                suanli eval (prefill + greedy decode) under compute-sanitizer
+#   pytest-ref                   tests/py/test_model_vs_reference.py with
+#                                SUANLI_TEST_DEVICE=cuda (needs .gpu/whl/gguf-*.whl)
+# A step may start with VAR=VALUE,VAR=VALUE@ to run with those variables,
+# e.g. SUANLI_CUDA_GRAPHS=0@bench-8b/q4_k.
 # DEADLINE (seconds from start, default 540) stops starting new steps.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -48,9 +54,9 @@ run_step() {
   ((limit > l)) && limit=$l
   say "---- $name (limit ${limit}s): $*"
   local t0=$(date +%s)
-  timeout --kill-after=5 "$limit" "$@" >>"$LOG" 2>&1
+  timeout --kill-after=5 "$limit" env ${STEP_ENV//,/ } "$@" >>"$LOG" 2>&1
   local rc=$?
-  note "$name: rc=$rc in $(($(date +%s) - t0))s"
+  note "${STEP_ENV:+$STEP_ENV@}$name: rc=$rc in $(($(date +%s) - t0))s"
   return $rc
 }
 
@@ -96,6 +102,8 @@ default_model() {
 }
 
 for step in "$@"; do
+  STEP_ENV=
+  if [[ $step == *@* ]]; then STEP_ENV=${step%%@*}; step=${step#*@}; fi
   IFS=/ read -r what fmt a b c d <<<"$step"
   case $what in
     devices)
@@ -125,6 +133,29 @@ for step in "$@"; do
     greedy-synth)
       m=$(synth smollm2-135m q4_1)
       GREEDY_STEPS=16 run_step greedy-synth 150 tests/gpu/greedy_matches_cpu.sh "$m"
+      ;;
+    devmap)  # one model split between the GPU and the CPU: the text of each split
+      if m=$(default_model); then :; else m=$(synth smollm2-135m q4_1); fi
+      for dm in "--device cpu" "--device cuda" "--device-map cuda:0-14,cpu:15-29" "--device-map cpu:0-9,cuda:10-29" \
+        "--device cuda --gpu-layers 12"; do
+        say "devmap $dm: $("$BIN/suanli" run -m "$m" -p "The capital of France is" -n 24 --temp 0 $dm 2>>"$LOG" |
+          tr '\n' ' ')"
+      done
+      run_step devmap-bench 60 "$BIN/suanli" bench -m "$m" --device-map cuda:0-14,cpu:15-29 -p 128 \
+        -n 32 -r 1 --json
+      ;;
+    sanitize-eval)  # the whole forward (graphs included) under the memory checker
+      m=$(synth smollm2-135m q4_1)
+      run_step sanitize-eval 120 compute-sanitizer --tool memcheck --print-limit 20 "$BIN/suanli" eval -m "$m" \
+        --ids "1 2 3 4 5 6 7 8 9 10 11 12" --greedy 24 --chunk 5 --device cuda
+      ;;
+    pytest-ref)
+      if m=$(default_model); then
+        mkdir -p .gpu/home && ln -sf "$PWD/$m" .gpu/home/SmolLM2-135M-Instruct.Q4_1.gguf
+        python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .gpu/whl/*.whl >>"$LOG" 2>&1
+        PYTHONPATH=/tmp/site SUANLI_HOME=$PWD/.gpu/home SUANLI_TEST_DEVICE=cuda run_step pytest-ref 240 \
+          python3 -m pytest -q -p no:cacheprovider tests/py/test_model_vs_reference.py
+      else note "pytest-ref: no model"; fi
       ;;
     greedy-default)
       if m=$(default_model); then

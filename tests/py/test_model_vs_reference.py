@@ -45,6 +45,7 @@ integer-format weights rounded per 32-block to int8 first, in float64).
 from __future__ import annotations
 
 import gc
+import os
 import subprocess
 import warnings
 from pathlib import Path
@@ -119,6 +120,8 @@ def suanli_eval(bin_: str, model: str, ids, out: Path, greedy: int = 0, kv_type:
         cmd += ["--chunk", str(chunk)]
     if threads:
         cmd += ["-t", str(threads)]
+    if os.environ.get("SUANLI_TEST_DEVICE"):  # e.g. cuda: the same checks on a GPU (bench/gpu/device_check.sh)
+        cmd += ["--device", os.environ["SUANLI_TEST_DEVICE"]]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stderr}"
     logits = np.fromfile(out, dtype=np.float32).reshape(len(ids), -1).astype(np.float64)

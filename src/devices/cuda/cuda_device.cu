@@ -7,7 +7,13 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <thread>
+#include <vector>
+#include <type_traits>
+#include <string>
+#include <functional>
 
+#include "core/thread_pool.h"
 #include "devices/cuda/kernels.h"
 
 namespace suanli {
@@ -31,11 +37,16 @@ void bind_device(int ordinal) {
   }
 }
 
+// Launches recorded but not yet flushed may use a buffer that is being
+// freed: the buffer's device runs them first (flush_device, defined below).
+void flush_device(int ordinal);
+
 class GpuBuffer final : public Buffer {
  public:
   GpuBuffer(void* p, size_t n, int ordinal) : p_(p), n_(n), ordinal_(ordinal) {}
   ~GpuBuffer() override {
     bind_device(ordinal_);
+    flush_device(ordinal_);
     (void)gpu::device_free(p_);
   }
   void* data() override { return p_; }
@@ -70,6 +81,35 @@ struct Scratch {
   }
 };
 
+// The arguments an op's launches read, as bytes (scalars and pointers only,
+// so no padding): two flushes whose ops have equal keys launch the same
+// kernels with the same arguments, and a graph captured from one can replay
+// the other.
+class Key {
+ public:
+  explicit Key(uint8_t op) { b_.push_back(static_cast<char>(op)); }
+  template <typename... Ts>
+  Key& add(const Ts&... v) {
+    (put(v), ...);
+    return *this;
+  }
+  Key& weights(const WeightView& w) {
+    return add(w.data, w.type, w.n_rows, w.n_cols, w.row_stride, w.layout, w.n_parts);
+  }
+  Key& kv(const KvLayerView& kv) {
+    return add(kv.k, kv.v, kv.type, kv.n_blocks, kv.block_size, kv.n_kv_heads, kv.head_dim);
+  }
+  const std::string& bytes() const { return b_; }
+
+ private:
+  template <typename T>
+  void put(const T& v) {
+    static_assert(std::is_scalar_v<T>, "keys hold scalars and pointers only");
+    b_.append(reinterpret_cast<const char*>(&v), sizeof v);
+  }
+  std::string b_;
+};
+
 // Host→device copies that return at once go through a pinned arena: a copy
 // is staged there, and the arena is reused after the stream drains (at
 // synchronize(), or when it is full). Large copies go in pinned chunks,
@@ -87,13 +127,23 @@ class CudaDevice final : public Device {
     caps_.ops = {Op::kEmbed,     Op::kRmsNorm, Op::kMatmul, Op::kRope,   Op::kKvWrite,
                  Op::kAttention, Op::kSwiglu,  Op::kAdd,    Op::kConvert};
     if (const char* v = std::getenv("SUANLI_CUDA_TC_MIN_TOKENS")) tc_min_tokens_ = std::atoll(v);
+    if (const char* v = std::getenv("SUANLI_CUDA_GRAPHS")) graphs_ = std::string(v) != "0";
   }
 
   ~CudaDevice() override {
+    if (ordinal_ >= 0 && ordinal_ < kMaxDevices && live_devices[ordinal_] == this) live_devices[ordinal_] = nullptr;
     if (stream_) {
       (void)gpu::set_device(ordinal_);
+      t_bound_device = ordinal_;
+      flush();
       (void)gpu::stream_synchronize(stream_);
       (void)gpu::stream_destroy(stream_);
+    }
+    if (exec_) (void)gpu::graph_exec_destroy(exec_);
+    if (const char* v = std::getenv("SUANLI_CUDA_GRAPH_STATS"); v && *v == '1') {
+      std::fprintf(stderr, "suanli: %s: flushes: %lld graph replays, %lld captures, %lld op by op\n",
+                   gpu::kRuntimeName, static_cast<long long>(graph_stats_[0]),
+                   static_cast<long long>(graph_stats_[1]), static_cast<long long>(graph_stats_[2]));
     }
     if (staging_) (void)gpu::host_free_pinned(staging_);
     if (chunks_) (void)gpu::host_free_pinned(chunks_);
@@ -108,6 +158,7 @@ class CudaDevice final : public Device {
     t_bound_device = ordinal_;
     e = gpu::stream_create(&stream_);
     if (e != kSuccess) return Internal(gpu_error("create stream", e));
+    if (ordinal_ >= 0 && ordinal_ < kMaxDevices) live_devices[ordinal_] = this;
     e = gpu::host_alloc_pinned(reinterpret_cast<void**>(&staging_), kStagingBytes);
     if (e != kSuccess) return Internal(gpu_error("allocate pinned host memory", e));
     if (tc_min_tokens_ > 0) {
@@ -144,6 +195,7 @@ class CudaDevice final : public Device {
 
   Roofline measure_roofline() override {
     bind_device(ordinal_);
+    flush();
     Roofline r;
     r.memory_gbs = gpu::measure_copy_gbs(stream_);
     r.int8_gops = gpu::measure_int8_gops(stream_, props_.multiprocessors);
@@ -180,6 +232,7 @@ class CudaDevice final : public Device {
   Status download(void* host_dst, const void* device_src, size_t bytes) override {
     if (bytes == 0) return Status::Ok();
     bind_device(ordinal_);
+    flush();
     Error e = gpu::copy_d2h_async(host_dst, device_src, bytes, stream_);
     if (e == kSuccess) e = gpu::stream_synchronize(stream_);
     if (e != kSuccess) return Internal(gpu_error("download", e));
@@ -188,6 +241,7 @@ class CudaDevice final : public Device {
 
   Status synchronize() override {
     bind_device(ordinal_);
+    flush();
     const Error e = gpu::stream_synchronize(stream_);
     staging_used_ = 0;
     if (e != kSuccess && error_.empty()) error_ = gpu_error("stream", e);
@@ -200,56 +254,83 @@ class CudaDevice final : public Device {
   }
 
   // ---- the op set ----
+  // Each op checks its shapes now and records its launches as a closure,
+  // keyed by every argument the launches read; flush() (at synchronize and
+  // download) runs them, as a CUDA graph when the same sequence of ops with
+  // the same arguments ran at the previous flush too (see Recorder below).
 
   void embed(const WeightView& table, const int32_t* ids, int64_t n_tokens, float* out) override {
     bind_device(ordinal_);
     SUANLI_CHECK(caps_.supports(table.type) && table.n_cols % traits(table.type).block_size == 0);
     SUANLI_CHECK(table.layout == 0 && table.n_parts <= 1);  // only GGUF rows: no prepare_weights here
-    gpu::launch_embed(table, ids, n_tokens, out, stream_);
-    check_launch("embed");
+    Key k(1);
+    k.weights(table).add(ids, n_tokens, out);
+    record(std::move(k), [=, this] {
+      gpu::launch_embed(table, ids, n_tokens, out, stream_);
+      check_launch("embed");
+    });
   }
 
   void rms_norm(const float* x, const float* w, int64_t rows, int64_t n, float eps, float* out) override {
     bind_device(ordinal_);
     SUANLI_CHECK(rows >= 0 && n > 0);
-    gpu::launch_rms_norm(x, w, rows, n, eps, out, stream_);
-    check_launch("rms_norm");
+    Key k(2);
+    k.add(x, w, rows, n, eps, out);
+    record(std::move(k), [=, this] {
+      gpu::launch_rms_norm(x, w, rows, n, eps, out, stream_);
+      check_launch("rms_norm");
+    });
   }
 
   void matmul(const float* x, int64_t n_tokens, const WeightView& w, const float* bias, float* out) override {
     bind_device(ordinal_);
     SUANLI_CHECK(caps_.supports(w.type) && w.n_cols % traits(w.type).block_size == 0);
     SUANLI_CHECK(w.layout == 0 && w.n_parts <= 1);
-    if (tc_ && n_tokens >= tc_min_tokens_) {
-      std::string why;
-      if (tc_->run(x, n_tokens, w, bias, out, stream_, &why)) {
-        check_launch("matmul (tensor cores)");
-        return;
+    const bool tc = tc_ && n_tokens >= tc_min_tokens_;
+    Key k(3);
+    k.weights(w).add(x, n_tokens, bias, out, tc);
+    // cuBLASLt may allocate or free its scratch: such a step is not captured.
+    if (tc) no_capture_ = true;
+    record(std::move(k), [=, this] {
+      if (tc) {
+        std::string why;
+        if (tc_->run(x, n_tokens, w, bias, out, stream_, &why)) {
+          check_launch("matmul (tensor cores)");
+          return;
+        }
+        if (!tc_warned_) {
+          tc_warned_ = true;
+          std::fprintf(stderr, "suanli: %s: tensor-core matmul fell back to the exact kernel: %s\n",
+                       gpu::kRuntimeName, why.c_str());
+        }
       }
-      if (!tc_warned_) {
-        tc_warned_ = true;
-        std::fprintf(stderr, "suanli: %s: tensor-core matmul fell back to the exact kernel: %s\n",
-                     gpu::kRuntimeName, why.c_str());
-      }
-    }
-    gpu::launch_matmul(x, n_tokens, w, bias, out, stream_);
-    check_launch("matmul");
+      gpu::launch_matmul(x, n_tokens, w, bias, out, stream_);
+      check_launch("matmul");
+    });
   }
 
   void rope(float* x, int64_t n_tokens, int64_t n_heads, int64_t head_dim, const int32_t* positions,
             const RopeParams& p) override {
     bind_device(ordinal_);
     SUANLI_CHECK(p.n_dims % 2 == 0 && p.n_dims <= head_dim);
-    gpu::launch_rope(x, n_tokens, n_heads, head_dim, positions, p, stream_);
-    check_launch("rope");
+    Key k(4);
+    k.add(x, n_tokens, n_heads, head_dim, positions, p.n_dims, p.neox, p.freq_base, p.freq_scale, p.freq_factors);
+    record(std::move(k), [=, this] {
+      gpu::launch_rope(x, n_tokens, n_heads, head_dim, positions, p, stream_);
+      check_launch("rope");
+    });
   }
 
   void kv_write(const KvLayerView& kv, const float* k, const float* v, int64_t n_tokens,
                 const int32_t* slots) override {
     bind_device(ordinal_);
     SUANLI_CHECK(kv.type == GgmlType::kF16 || kv.type == GgmlType::kF32);
-    gpu::launch_kv_write(kv, k, v, n_tokens, slots, stream_);
-    check_launch("kv_write");
+    Key key(5);
+    key.kv(kv).add(k, v, n_tokens, slots);
+    record(std::move(key), [=, this] {
+      gpu::launch_kv_write(kv, k, v, n_tokens, slots, stream_);
+      check_launch("kv_write");
+    });
   }
 
   void attention(const float* q, int64_t n_tokens, int64_t n_heads, const KvLayerView& kv, const SeqSlice* seqs,
@@ -257,22 +338,50 @@ class CudaDevice final : public Device {
 
   void swiglu(const float* gate, const float* up, int64_t n, float* out) override {
     bind_device(ordinal_);
-    gpu::launch_swiglu(gate, up, n, out, stream_);
-    check_launch("swiglu");
+    Key k(6);
+    k.add(gate, up, n, out);
+    record(std::move(k), [=, this] {
+      gpu::launch_swiglu(gate, up, n, out, stream_);
+      check_launch("swiglu");
+    });
   }
 
   void add(const float* a, const float* b, int64_t n, float* out) override {
     bind_device(ordinal_);
-    gpu::launch_add(a, b, n, out, stream_);
-    check_launch("add");
+    Key k(7);
+    k.add(a, b, n, out);
+    record(std::move(k), [=, this] {
+      gpu::launch_add(a, b, n, out, stream_);
+      check_launch("add");
+    });
+  }
+
+  // The engine's per-sequence host work (sampling over the vocabulary):
+  // on a GPU serving 64-256 sequences a step, one host thread for all of
+  // them would hold each step back. A pool of up to 8 threads, made at the
+  // first call with more than one item.
+  void host_parallel_for(int64_t n, const std::function<void(int64_t)>& fn) override {
+    if (n <= 1) return Device::host_parallel_for(n, fn);
+    if (!host_pool_) {
+      const int hw = static_cast<int>(std::thread::hardware_concurrency());
+      host_pool_ = std::make_unique<ThreadPool>(std::clamp(hw / 2, 1, 8));
+    }
+    if (host_pool_->size() == 1) return Device::host_parallel_for(n, fn);
+    host_pool_->parallel_for(n, 1, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) fn(i);
+    });
   }
 
   void convert(const void* src, GgmlType src_type, void* dst, GgmlType dst_type, int64_t n) override {
     bind_device(ordinal_);
     auto ok = [](GgmlType t) { return t == GgmlType::kF32 || t == GgmlType::kF16 || t == GgmlType::kBF16; };
     SUANLI_CHECK(ok(src_type) && ok(dst_type));
-    gpu::launch_convert(src, src_type, dst, dst_type, n, stream_);
-    check_launch("convert");
+    Key k(8);
+    k.add(src, src_type, dst, dst_type, n);
+    record(std::move(k), [=, this] {
+      gpu::launch_convert(src, src_type, dst, dst_type, n, stream_);
+      check_launch("convert");
+    });
   }
 
  private:
@@ -290,15 +399,20 @@ class CudaDevice final : public Device {
   Status copy_staged(void* device_dst, const void* host_src, size_t bytes) {
     SUANLI_CHECK(bytes <= kStagingBytes);
     if (staging_used_ + bytes > kStagingBytes) {
+      flush();
       const Error e = gpu::stream_synchronize(stream_);
       if (e != kSuccess) return Internal(gpu_error("stream", e));
       staging_used_ = 0;
     }
-    uint8_t* slot = staging_ + staging_used_;
+    const size_t offset = staging_used_;
+    uint8_t* slot = staging_ + offset;
     staging_used_ += (bytes + 255) / 256 * 256;
     std::memcpy(slot, host_src, bytes);
-    const Error e = gpu::copy_h2d_async(device_dst, slot, bytes, stream_);
-    if (e != kSuccess) return Internal(gpu_error("upload", e));
+    // The copy from the slot is an op like the others: a replayed graph
+    // copies what this call just wrote, the slots being the same.
+    Key k(9);
+    k.add(device_dst, offset, bytes);
+    record(std::move(k), [=, this] { note("upload", gpu::copy_h2d_async(device_dst, slot, bytes, stream_)); });
     return Status::Ok();
   }
 
@@ -307,6 +421,7 @@ class CudaDevice final : public Device {
   // chunks are allocated at the first large upload and kept (the model maps
   // its weights tensor by tensor).
   Status upload_chunked(void* device_dst, const void* host_src, size_t bytes) {
+    flush();
     Error e = gpu::stream_synchronize(stream_);
     staging_used_ = 0;
     if (e != kSuccess) return Internal(gpu_error("stream", e));
@@ -338,6 +453,86 @@ class CudaDevice final : public Device {
     return Status::Ok();
   }
 
+  // ---- the recorder: ops are launched at flush(), replayed as a graph ----
+  // Decode steps repeat the same ops with the same arguments (the model
+  // keeps per-step metadata in fixed device buffers), and launching ~500
+  // small kernels one by one costs more than the GPU needs to run them. A
+  // flush whose key sequence equals the previous flush's is captured into a
+  // graph (cudaStreamBeginCapture ... EndCapture, instantiate) and launched;
+  // while the sequence keeps repeating, the graph is replayed. Anything else
+  // runs as plain launches. SUANLI_CUDA_GRAPHS=0 runs every op at once.
+  template <typename F>
+  void record(Key key, F&& fn) {
+    if (!graphs_) {
+      fn();
+      return;
+    }
+    pending_key_ += key.bytes();
+    pending_.emplace_back(std::forward<F>(fn));
+  }
+
+  static constexpr int kMaxDevices = 64;
+  static inline CudaDevice* live_devices[kMaxDevices] = {};
+  friend void flush_device(int ordinal);
+
+  void flush() {
+    if (pending_.empty()) return;
+    std::vector<std::function<void()>> ops;
+    ops.swap(pending_);
+    std::string key;
+    key.swap(pending_key_);
+    const bool may_capture = !no_capture_;
+    no_capture_ = false;
+    if (may_capture && exec_ && key == exec_key_) {
+      note("graph launch", gpu::graph_launch(exec_, stream_));
+      ++graph_stats_[0];
+    } else if (may_capture && key == last_key_) {
+      capture_and_launch(ops, key);
+      ++graph_stats_[1];
+    } else {
+      for (auto& f : ops) f();
+      ++graph_stats_[2];
+    }
+    last_key_ = std::move(key);
+  }
+
+  void capture_and_launch(std::vector<std::function<void()>>& ops, const std::string& key) {
+    const std::string error_before = error_;
+    Error e = gpu::begin_capture(stream_);
+    if (e == kSuccess) {
+      for (auto& f : ops) f();
+      gpu::Graph g = nullptr;
+      e = gpu::end_capture(stream_, &g);
+      gpu::GraphExec exec = nullptr;
+      if (e == kSuccess) e = gpu::graph_instantiate(&exec, g);
+      if (g) (void)gpu::graph_destroy(g);
+      if (e == kSuccess) {
+        if (exec_) (void)gpu::graph_exec_destroy(exec_);
+        exec_ = exec;
+        exec_key_ = key;
+        note("graph launch", gpu::graph_launch(exec_, stream_));
+        return;
+      }
+    }
+    // No graph: what the capture noted is void, the ops run as launches.
+    (void)gpu::get_last_error();
+    error_ = error_before;
+    if (!capture_warned_) {
+      capture_warned_ = true;
+      std::fprintf(stderr, "suanli: %s: graph capture failed (%s); running kernels one by one\n",
+                   gpu::kRuntimeName, gpu::error_string(e));
+    }
+    for (auto& f : ops) f();
+  }
+
+  bool graphs_ = true;
+  int64_t graph_stats_[3] = {0, 0, 0};  // flushes replayed, captured, launched op by op
+  bool no_capture_ = false;  // the pending ops include one that must not be captured
+  bool capture_warned_ = false;
+  std::vector<std::function<void()>> pending_;
+  std::string pending_key_, last_key_, exec_key_;
+  gpu::GraphExec exec_ = nullptr;
+
   int ordinal_;
   gpu::DeviceProps props_;
   DeviceCaps caps_;
@@ -354,10 +549,17 @@ class CudaDevice final : public Device {
   std::vector<uint8_t> meta_image_, last_upload_;
   Scratch attn_meta_, attn_partials_;
 
+  std::unique_ptr<ThreadPool> host_pool_;
   std::unique_ptr<gpu::TensorCoreGemm> tc_;
   int64_t tc_min_tokens_ = 0;  // 0: the tensor-core path is off
   bool tc_warned_ = false;
 };
+
+void flush_device(int ordinal) {
+  if (ordinal >= 0 && ordinal < CudaDevice::kMaxDevices) {
+    if (CudaDevice* d = CudaDevice::live_devices[ordinal]) d->flush();
+  }
+}
 
 void CudaDevice::attention(const float* q, int64_t n_tokens, int64_t n_heads, const KvLayerView& kv,
                            const SeqSlice* seqs, int32_t n_seqs, float scale, float* out) {
@@ -398,6 +600,7 @@ void CudaDevice::attention(const float* q, int64_t n_tokens, int64_t n_heads, co
   std::memcpy(meta_image_.data(), seqs, sizeof(SeqSlice) * static_cast<size_t>(n_seqs));
   std::memcpy(meta_image_.data() + seq_bytes, items_.data(), item_bytes);
   if (meta_image_ != last_upload_ || attn_meta_.bytes < meta_image_.size()) {
+    if (attn_meta_.bytes < meta_image_.size()) flush();  // recorded ops may still read the old buffer
     note("allocate attention metadata", attn_meta_.reserve(meta_image_.size()));
     if (attn_meta_.bytes < meta_image_.size()) return;
     const Status st = meta_image_.size() <= kStagingBytes
@@ -412,14 +615,20 @@ void CudaDevice::attention(const float* q, int64_t n_tokens, int64_t n_heads, co
   }
   const size_t partial_bytes =
       sizeof(float) * gpu::attention_partials_floats(n_tokens, n_heads, max_splits, kv.head_dim);
+  if (attn_partials_.bytes < partial_bytes) flush();
   note("allocate attention partials", attn_partials_.reserve(partial_bytes));
   if (attn_partials_.bytes < partial_bytes) return;
   const uint8_t* meta = static_cast<const uint8_t*>(attn_meta_.p);
-  gpu::launch_attention(q, n_heads, kv, reinterpret_cast<const SeqSlice*>(meta),
-                        reinterpret_cast<const gpu::AttentionItem*>(meta + seq_bytes),
-                        static_cast<int64_t>(items_.size()), tpi, max_splits, scale,
-                        static_cast<float*>(attn_partials_.p), out, stream_);
-  check_launch("attention");
+  const auto* dseqs = reinterpret_cast<const SeqSlice*>(meta);
+  const auto* ditems = reinterpret_cast<const gpu::AttentionItem*>(meta + seq_bytes);
+  const int64_t n_items = static_cast<int64_t>(items_.size());
+  float* partials = static_cast<float*>(attn_partials_.p);
+  Key k(10);
+  k.kv(kv).add(q, n_heads, dseqs, ditems, n_items, tpi, max_splits, scale, partials, out);
+  record(std::move(k), [=, this] {
+    gpu::launch_attention(q, n_heads, kv, dseqs, ditems, n_items, tpi, max_splits, scale, partials, out, stream_);
+    check_launch("attention");
+  });
 }
 
 }  // namespace

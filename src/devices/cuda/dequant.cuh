@@ -162,6 +162,7 @@ template <> struct Wide<kQ8_0> { static constexpr int kAlign = 2; };
 template <> struct Wide<kQ4_0> { static constexpr int kAlign = 2; };
 template <> struct Wide<kQ4_1> { static constexpr int kAlign = 4; };
 template <> struct Wide<kQ4_K> { static constexpr int kAlign = 8; };
+template <> struct Wide<kMXFP8> { static constexpr int kAlign = 1; };
 
 SUANLI_HD uint32_t ld_u16(const uint8_t* p) { return *reinterpret_cast<const uint16_t*>(p); }
 SUANLI_HD uint32_t ld_u32(const uint8_t* p) { return *reinterpret_cast<const uint32_t*>(p); }
@@ -180,7 +181,7 @@ SUANLI_HD void unit_load(const uint8_t* row, int64_t k, float* v) {
     for (int i = 0; i < 8; ++i) {
       const uint16_t h = static_cast<uint16_t>(w[i / 2] >> (16 * (i % 2)));
       if constexpr (T == kF16) {
-        v[i] = fp16_to_f32(h);
+        v[i] = fp16_to_f32_fast(h);
       } else {
         v[i] = bf16_to_f32(h);
       }
@@ -189,36 +190,36 @@ SUANLI_HD void unit_load(const uint8_t* row, int64_t k, float* v) {
     constexpr int kBytes = Layout<T>::kBytes;
     const uint8_t* b = row + (k / 32) * kBytes;
     const int o = static_cast<int>(k % 32);
-    const float d = fp16_to_f32(static_cast<uint16_t>(ld_u16(b)));
+    const float d = fp16_to_f32_fast(static_cast<uint16_t>(ld_u16(b)));
     const uint8_t* q = b + 2 + (T == kQ8_0 ? o : (o & 15));
     const uint32_t lo = ld_u16(q) | (ld_u16(q + 2) << 16), hi = ld_u16(q + 4) | (ld_u16(q + 6) << 16);
     for (int i = 0; i < 8; ++i) {
       const uint32_t byte = byte_of(lo, hi, i);
       if constexpr (T == kQ8_0) {
-        v[i] = d * static_cast<float>(static_cast<int8_t>(byte));
+        v[i] = d * small_int_to_f32(byte ^ 0x80u, 128.0f);  // the int8 value
       } else {
-        const int qv = static_cast<int>(o < 16 ? (byte & 0x0f) : (byte >> 4));
-        v[i] = d * static_cast<float>(qv - 8);
+        v[i] = d * small_int_to_f32(o < 16 ? (byte & 0x0fu) : (byte >> 4), 8.0f);
       }
     }
   } else if constexpr (T == kQ4_1) {
     const uint8_t* b = row + (k / 32) * 20;
     const int o = static_cast<int>(k % 32);
     const uint32_t dm = ld_u32(b);
-    const float d = fp16_to_f32(static_cast<uint16_t>(dm)), m = fp16_to_f32(static_cast<uint16_t>(dm >> 16));
+    const float d = fp16_to_f32_fast(static_cast<uint16_t>(dm));
+    const float m = fp16_to_f32_fast(static_cast<uint16_t>(dm >> 16));
     const uint8_t* q = b + 4 + (o & 15);
     const uint32_t lo = ld_u32(q), hi = ld_u32(q + 4);
     for (int i = 0; i < 8; ++i) {
       const uint32_t byte = byte_of(lo, hi, i);
-      const int qv = static_cast<int>(o < 16 ? (byte & 0x0f) : (byte >> 4));
-      v[i] = d * static_cast<float>(qv) + m;
+      v[i] = d * small_int_to_f32(o < 16 ? (byte & 0x0fu) : (byte >> 4), 0.0f) + m;
     }
   } else if constexpr (T == kQ4_K) {
     const uint8_t* b = row + (k / 256) * 144;
     const int o = static_cast<int>(k % 256);
     const int j = o / 32, l = o % 32;
     const uint32_t dd = ld_u32(b);
-    const float d = fp16_to_f32(static_cast<uint16_t>(dd)), dmin = fp16_to_f32(static_cast<uint16_t>(dd >> 16));
+    const float d = fp16_to_f32_fast(static_cast<uint16_t>(dd));
+    const float dmin = fp16_to_f32_fast(static_cast<uint16_t>(dd >> 16));
     const uint32_t s0 = ld_u32(b + 4), s1 = ld_u32(b + 8), s2 = ld_u32(b + 12);
     auto sbyte = [&](int i) -> int {
       const uint32_t w = i < 4 ? s0 : (i < 8 ? s1 : s2);
@@ -232,13 +233,30 @@ SUANLI_HD void unit_load(const uint8_t* row, int64_t k, float* v) {
       sc = (sbyte(j + 4) & 0x0f) | ((sbyte(j - 4) >> 6) << 4);
       m = (sbyte(j + 4) >> 4) | ((sbyte(j) >> 6) << 4);
     }
-    const float d1 = d * static_cast<float>(sc);
-    const float m1 = dmin * static_cast<float>(m);
+    const float d1 = d * small_int_to_f32(static_cast<uint32_t>(sc), 0.0f);
+    const float m1 = dmin * small_int_to_f32(static_cast<uint32_t>(m), 0.0f);
     const uint2 q = *reinterpret_cast<const uint2*>(b + 16 + 32 * (j / 2) + l);
+    const int shift = 4 * (j % 2);
     for (int i = 0; i < 8; ++i) {
-      const int qv = static_cast<int>((byte_of(q.x, q.y, i) >> (4 * (j % 2))) & 0x0f);
-      v[i] = d1 * static_cast<float>(qv) - m1;
+      v[i] = d1 * small_int_to_f32((byte_of(q.x, q.y, i) >> shift) & 0x0fu, 0.0f) - m1;
     }
+  } else if constexpr (T == kMXFP8) {
+    const uint8_t* b = row + (k / 32) * 33;
+    const int o = static_cast<int>(k % 32);
+    const float scale = e8m0_to_f32(b[0]);
+    const uint8_t* q = b + 1 + o;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
+    // Two E4M3 codes → two fp16 (exact: every E4M3 value is an fp16) → fp32.
+    for (int i = 0; i < 8; i += 2) {
+      const uint16_t pair = static_cast<uint16_t>(q[i] | (q[i + 1] << 8));
+      uint32_t h2;
+      asm("cvt.rn.f16x2.e4m3x2 %0, %1;" : "=r"(h2) : "h"(pair));
+      v[i] = fp16_to_f32_fast(static_cast<uint16_t>(h2)) * scale;
+      v[i + 1] = fp16_to_f32_fast(static_cast<uint16_t>(h2 >> 16)) * scale;
+    }
+#else
+    for (int i = 0; i < 8; ++i) v[i] = e4m3_to_f32(q[i]) * scale;
+#endif
   } else {
     dequant_at<T>(row, k, v);
   }

@@ -30,6 +30,14 @@ inline constexpr const char* kRuntimeName = "HIP";
 using Stream = hipStream_t;
 using Event = hipEvent_t;
 using Error = hipError_t;
+using Graph = hipGraph_t;
+using GraphExec = hipGraphExec_t;
+inline Error begin_capture(Stream s) { return hipStreamBeginCapture(s, hipStreamCaptureModeThreadLocal); }
+inline Error end_capture(Stream s, Graph* g) { return hipStreamEndCapture(s, g); }
+inline Error graph_instantiate(GraphExec* e, Graph g) { return hipGraphInstantiate(e, g, nullptr, nullptr, 0); }
+inline Error graph_launch(GraphExec e, Stream s) { return hipGraphLaunch(e, s); }
+inline Error graph_destroy(Graph g) { return hipGraphDestroy(g); }
+inline Error graph_exec_destroy(GraphExec e) { return hipGraphExecDestroy(e); }
 inline constexpr Error kSuccess = hipSuccess;
 inline const char* error_string(Error e) { return hipGetErrorString(e); }
 inline Error get_last_error() { return hipGetLastError(); }
@@ -96,6 +104,14 @@ inline constexpr const char* kRuntimeName = "CUDA";
 using Stream = cudaStream_t;
 using Event = cudaEvent_t;
 using Error = cudaError_t;
+using Graph = cudaGraph_t;
+using GraphExec = cudaGraphExec_t;
+inline Error begin_capture(Stream s) { return cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal); }
+inline Error end_capture(Stream s, Graph* g) { return cudaStreamEndCapture(s, g); }
+inline Error graph_instantiate(GraphExec* e, Graph g) { return cudaGraphInstantiate(e, g, 0); }
+inline Error graph_launch(GraphExec e, Stream s) { return cudaGraphLaunch(e, s); }
+inline Error graph_destroy(Graph g) { return cudaGraphDestroy(g); }
+inline Error graph_exec_destroy(GraphExec e) { return cudaGraphExecDestroy(e); }
 inline constexpr Error kSuccess = cudaSuccess;
 inline const char* error_string(Error e) { return cudaGetErrorString(e); }
 inline Error get_last_error() { return cudaGetLastError(); }
