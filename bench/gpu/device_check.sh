@@ -19,6 +19,7 @@
 #                                suanli bench (FMT: q4_k, q8_0, bf16, mxfp8_e4m3)
 #   serve-8b/FMT/CONC/REQUESTS/IN/OUT   suanli bench serve
 #   sanitize/GTEST_FILTER        conformance tests under compute-sanitizer
+#   prof/SHAPE/FMT               GPU time per op (SUANLI_CUDA_PROFILE=1) over tg32
 #   devmap                       suanli run with the layers split between cuda and cpu
 #   sanitize-eval                suanli eval (prefill + greedy decode) under compute-sanitizer
 #   pytest-ref                   tests/py/test_model_vs_reference.py with
@@ -133,6 +134,10 @@ for step in "$@"; do
     greedy-synth)
       m=$(synth smollm2-135m q4_1)
       GREEDY_STEPS=16 run_step greedy-synth 150 tests/gpu/greedy_matches_cpu.sh "$m"
+      ;;
+    prof)  # prof/SHAPE/FMT: GPU time per op over a short tg run (SUANLI_CUDA_PROFILE=1)
+      m=$(synth "$fmt" "$a")
+      SUANLI_CUDA_PROFILE=1 run_step "prof-$fmt-$a" 90 "$BIN/suanli" bench -m "$m" --device cuda -p 0 -n 32 -r 1
       ;;
     devmap)  # one model split between the GPU and the CPU: the text of each split
       if m=$(default_model); then :; else m=$(synth smollm2-135m q4_1); fi

@@ -112,6 +112,46 @@ TEST(GpuDequant, wide_unit_loads_match_dequant_at) {
   }
 }
 
+// The factored units of the decode matmul: d * q + m equals dequant_at's
+// value (== on floats: a zero may change sign; NaN stays NaN).
+template <int T>
+void check_factored(const Weights& w) {
+  const auto* base = static_cast<const uint8_t*>(w.view.data);
+  int bad = 0;
+  for (int64_t r = 0; r < w.view.n_rows; ++r) {
+    for (int64_t k = 0; k < w.view.n_cols && bad < 5; k += 8) {
+      float a[8], q[8], d, m;
+      gpu::dequant_at<T>(base + r * w.view.row_stride, k, a);
+      gpu::unit_q<T>(base + r * w.view.row_stride, k, q, &d, &m);
+      for (int i = 0; i < 8; ++i) {
+        const float v = d * q[i] + m;
+        if (!(v == a[i] || (std::isnan(v) && std::isnan(a[i])))) {
+          ++bad;
+          ADD_FAILURE() << "row " << r << " element " << k + i << ": " << v << ", dequant_at " << a[i];
+        }
+      }
+    }
+  }
+}
+
+TEST(GpuDequant, factored_units_match_dequant_at) {
+  const GgmlType formats[] = {GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ4_K,
+                              GgmlType::kMXFP8_E4M3};
+  for (GgmlType type : formats) {
+    Seeded s;
+    SCOPED_TRACE(s.trace() + " " + std::string(ggml_type_name(type)));
+    const int64_t k = traits(type).block_size == 256 ? 1024 : 608;
+    Weights w = make_weights(s, type, 24, k);
+    switch (static_cast<int>(type)) {
+      case gpu::kQ8_0: check_factored<gpu::kQ8_0>(w); break;
+      case gpu::kQ4_0: check_factored<gpu::kQ4_0>(w); break;
+      case gpu::kQ4_1: check_factored<gpu::kQ4_1>(w); break;
+      case gpu::kQ4_K: check_factored<gpu::kQ4_K>(w); break;
+      case gpu::kMXFP8: check_factored<gpu::kMXFP8>(w); break;
+    }
+  }
+}
+
 // Every E4M3 code under scales from the smallest to NaN (the edge cases the
 // quantizer never writes), as matmul_test does for the CPU converters.
 TEST(GpuDequant, mxfp8_every_code_and_scale) {

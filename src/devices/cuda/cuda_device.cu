@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <thread>
 #include <vector>
 #include <type_traits>
@@ -117,6 +118,12 @@ class Key {
 constexpr size_t kStagingBytes = size_t{16} << 20;
 constexpr size_t kChunkBytes = size_t{8} << 20;
 
+std::string matmul_name(const WeightView& w, int64_t n_tokens, bool tc) {
+  return std::string("matmul ") + std::string(ggml_type_name(w.type)) +
+         (n_tokens == 1 ? " T=1" : n_tokens <= 8 ? " T<=8" : " T>8") + (tc ? " tc" : "") + " " +
+         std::to_string(w.n_rows) + "x" + std::to_string(w.n_cols);
+}
+
 class CudaDevice final : public Device {
  public:
   CudaDevice(int ordinal, const gpu::DeviceProps& props) : ordinal_(ordinal), props_(props) {
@@ -128,6 +135,7 @@ class CudaDevice final : public Device {
                  Op::kAttention, Op::kSwiglu,  Op::kAdd,    Op::kConvert};
     if (const char* v = std::getenv("SUANLI_CUDA_TC_MIN_TOKENS")) tc_min_tokens_ = std::atoll(v);
     if (const char* v = std::getenv("SUANLI_CUDA_GRAPHS")) graphs_ = std::string(v) != "0";
+    if (const char* v = std::getenv("SUANLI_CUDA_PROFILE")) profile_ = std::string(v) == "1";
   }
 
   ~CudaDevice() override {
@@ -140,6 +148,14 @@ class CudaDevice final : public Device {
       (void)gpu::stream_destroy(stream_);
     }
     if (exec_) (void)gpu::graph_exec_destroy(exec_);
+    if (profile_) {
+      collect_profile();
+      print_profile();
+    }
+    for (auto& [a, b] : prof_events_) {
+      (void)gpu::event_destroy(a);
+      (void)gpu::event_destroy(b);
+    }
     if (const char* v = std::getenv("SUANLI_CUDA_GRAPH_STATS"); v && *v == '1') {
       std::fprintf(stderr, "suanli: %s: flushes: %lld graph replays, %lld captures, %lld op by op\n",
                    gpu::kRuntimeName, static_cast<long long>(graph_stats_[0]),
@@ -244,6 +260,7 @@ class CudaDevice final : public Device {
     flush();
     const Error e = gpu::stream_synchronize(stream_);
     staging_used_ = 0;
+    if (profile_ && e == kSuccess) collect_profile();
     if (e != kSuccess && error_.empty()) error_ = gpu_error("stream", e);
     if (!error_.empty()) {
       Status s = Internal(error_);
@@ -268,7 +285,7 @@ class CudaDevice final : public Device {
     record(std::move(k), [=, this] {
       gpu::launch_embed(table, ids, n_tokens, out, stream_);
       check_launch("embed");
-    });
+    }, "embed");
   }
 
   void rms_norm(const float* x, const float* w, int64_t rows, int64_t n, float eps, float* out) override {
@@ -279,7 +296,7 @@ class CudaDevice final : public Device {
     record(std::move(k), [=, this] {
       gpu::launch_rms_norm(x, w, rows, n, eps, out, stream_);
       check_launch("rms_norm");
-    });
+    }, "rms_norm");
   }
 
   void matmul(const float* x, int64_t n_tokens, const WeightView& w, const float* bias, float* out) override {
@@ -306,7 +323,7 @@ class CudaDevice final : public Device {
       }
       gpu::launch_matmul(x, n_tokens, w, bias, out, stream_);
       check_launch("matmul");
-    });
+    }, profile_ ? matmul_name(w, n_tokens, tc).c_str() : "");
   }
 
   void rope(float* x, int64_t n_tokens, int64_t n_heads, int64_t head_dim, const int32_t* positions,
@@ -318,7 +335,7 @@ class CudaDevice final : public Device {
     record(std::move(k), [=, this] {
       gpu::launch_rope(x, n_tokens, n_heads, head_dim, positions, p, stream_);
       check_launch("rope");
-    });
+    }, "rope");
   }
 
   void kv_write(const KvLayerView& kv, const float* k, const float* v, int64_t n_tokens,
@@ -330,7 +347,7 @@ class CudaDevice final : public Device {
     record(std::move(key), [=, this] {
       gpu::launch_kv_write(kv, k, v, n_tokens, slots, stream_);
       check_launch("kv_write");
-    });
+    }, "kv_write");
   }
 
   void attention(const float* q, int64_t n_tokens, int64_t n_heads, const KvLayerView& kv, const SeqSlice* seqs,
@@ -343,7 +360,7 @@ class CudaDevice final : public Device {
     record(std::move(k), [=, this] {
       gpu::launch_swiglu(gate, up, n, out, stream_);
       check_launch("swiglu");
-    });
+    }, "swiglu");
   }
 
   void add(const float* a, const float* b, int64_t n, float* out) override {
@@ -353,7 +370,7 @@ class CudaDevice final : public Device {
     record(std::move(k), [=, this] {
       gpu::launch_add(a, b, n, out, stream_);
       check_launch("add");
-    });
+    }, "add");
   }
 
   // The engine's per-sequence host work (sampling over the vocabulary):
@@ -381,7 +398,7 @@ class CudaDevice final : public Device {
     record(std::move(k), [=, this] {
       gpu::launch_convert(src, src_type, dst, dst_type, n, stream_);
       check_launch("convert");
-    });
+    }, "convert");
   }
 
  private:
@@ -412,7 +429,8 @@ class CudaDevice final : public Device {
     // copies what this call just wrote, the slots being the same.
     Key k(9);
     k.add(device_dst, offset, bytes);
-    record(std::move(k), [=, this] { note("upload", gpu::copy_h2d_async(device_dst, slot, bytes, stream_)); });
+    record(std::move(k), [=, this] { note("upload", gpu::copy_h2d_async(device_dst, slot, bytes, stream_)); },
+           "upload");
     return Status::Ok();
   }
 
@@ -462,7 +480,11 @@ class CudaDevice final : public Device {
   // while the sequence keeps repeating, the graph is replayed. Anything else
   // runs as plain launches. SUANLI_CUDA_GRAPHS=0 runs every op at once.
   template <typename F>
-  void record(Key key, F&& fn) {
+  void record(Key key, F&& fn, const char* what = "") {
+    if (profile_) {
+      timed(what, fn);
+      return;
+    }
     if (!graphs_) {
       fn();
       return;
@@ -474,6 +496,13 @@ class CudaDevice final : public Device {
   static constexpr int kMaxDevices = 64;
   static inline CudaDevice* live_devices[kMaxDevices] = {};
   friend void flush_device(int ordinal);
+
+  void drop_graph() {
+    if (exec_) (void)gpu::graph_exec_destroy(exec_);
+    exec_ = nullptr;
+    exec_key_.clear();
+    last_key_.clear();
+  }
 
   void flush() {
     if (pending_.empty()) return;
@@ -525,6 +554,53 @@ class CudaDevice final : public Device {
     for (auto& f : ops) f();
   }
 
+  // SUANLI_CUDA_PROFILE=1: every op runs at once between two events, and the
+  // device prints the GPU time per op (and matmul weight format / token
+  // count) when it is destroyed. Graphs are off then.
+  template <typename F>
+  void timed(const std::string& what, F& fn) {
+    if (prof_used_ == prof_events_.size()) {
+      gpu::Event a = nullptr, b = nullptr;
+      note("event", gpu::event_create(&a));
+      note("event", gpu::event_create(&b));
+      prof_events_.push_back({a, b});
+    }
+    auto [a, b] = prof_events_[prof_used_];
+    prof_names_.resize(prof_used_ + 1);
+    prof_names_[prof_used_++] = what;
+    note("event", gpu::event_record(a, stream_));
+    fn();
+    note("event", gpu::event_record(b, stream_));
+  }
+  void collect_profile() {  // after the stream has drained
+    for (size_t i = 0; i < prof_used_; ++i) {
+      float ms = 0;
+      if (gpu::event_elapsed_ms(&ms, prof_events_[i].first, prof_events_[i].second) == kSuccess) {
+        auto& [calls, total] = prof_totals_[prof_names_[i]];
+        ++calls;
+        total += ms;
+      }
+    }
+    prof_used_ = 0;
+  }
+  void print_profile() {
+    double all = 0;
+    for (auto& [name, ct] : prof_totals_) all += ct.second;
+    std::vector<std::pair<std::string, std::pair<int64_t, double>>> rows(prof_totals_.begin(), prof_totals_.end());
+    std::sort(rows.begin(), rows.end(), [](auto& x, auto& y) { return x.second.second > y.second.second; });
+    std::fprintf(stderr, "suanli: %s profile (GPU time per op, %.1f ms in all):\n", gpu::kRuntimeName, all);
+    for (auto& [name, ct] : rows) {
+      std::fprintf(stderr, "  %-34s %8lld calls %10.2f ms %9.2f us/call %5.1f%%\n", name.c_str(),
+                   static_cast<long long>(ct.first), ct.second, 1e3 * ct.second / ct.first,
+                   all > 0 ? 100.0 * ct.second / all : 0.0);
+    }
+  }
+  bool profile_ = false;
+  std::vector<std::pair<gpu::Event, gpu::Event>> prof_events_;
+  std::vector<std::string> prof_names_;
+  size_t prof_used_ = 0;
+  std::map<std::string, std::pair<int64_t, double>> prof_totals_;
+
   bool graphs_ = true;
   int64_t graph_stats_[3] = {0, 0, 0};  // flushes replayed, captured, launched op by op
   bool no_capture_ = false;  // the pending ops include one that must not be captured
@@ -557,7 +633,10 @@ class CudaDevice final : public Device {
 
 void flush_device(int ordinal) {
   if (ordinal >= 0 && ordinal < CudaDevice::kMaxDevices) {
-    if (CudaDevice* d = CudaDevice::live_devices[ordinal]) d->flush();
+    if (CudaDevice* d = CudaDevice::live_devices[ordinal]) {
+      d->flush();
+      d->drop_graph();  // a graph must not outlive memory it copies to or from
+    }
   }
 }
 
@@ -600,7 +679,10 @@ void CudaDevice::attention(const float* q, int64_t n_tokens, int64_t n_heads, co
   std::memcpy(meta_image_.data(), seqs, sizeof(SeqSlice) * static_cast<size_t>(n_seqs));
   std::memcpy(meta_image_.data() + seq_bytes, items_.data(), item_bytes);
   if (meta_image_ != last_upload_ || attn_meta_.bytes < meta_image_.size()) {
-    if (attn_meta_.bytes < meta_image_.size()) flush();  // recorded ops may still read the old buffer
+    if (attn_meta_.bytes < meta_image_.size()) {  // recorded ops and graphs may still use the old buffer
+      flush();
+      drop_graph();
+    }
     note("allocate attention metadata", attn_meta_.reserve(meta_image_.size()));
     if (attn_meta_.bytes < meta_image_.size()) return;
     const Status st = meta_image_.size() <= kStagingBytes
@@ -615,7 +697,10 @@ void CudaDevice::attention(const float* q, int64_t n_tokens, int64_t n_heads, co
   }
   const size_t partial_bytes =
       sizeof(float) * gpu::attention_partials_floats(n_tokens, n_heads, max_splits, kv.head_dim);
-  if (attn_partials_.bytes < partial_bytes) flush();
+  if (attn_partials_.bytes < partial_bytes) {
+    flush();
+    drop_graph();
+  }
   note("allocate attention partials", attn_partials_.reserve(partial_bytes));
   if (attn_partials_.bytes < partial_bytes) return;
   const uint8_t* meta = static_cast<const uint8_t*>(attn_meta_.p);
@@ -628,7 +713,7 @@ void CudaDevice::attention(const float* q, int64_t n_tokens, int64_t n_heads, co
   record(std::move(k), [=, this] {
     gpu::launch_attention(q, n_heads, kv, dseqs, ditems, n_items, tpi, max_splits, scale, partials, out, stream_);
     check_launch("attention");
-  });
+  }, n_tokens == 1 ? "attention T=1" : "attention T>1");
 }
 
 }  // namespace

@@ -263,3 +263,113 @@ SUANLI_HD void unit_load(const uint8_t* row, int64_t k, float* v) {
 }
 
 }  // namespace suanli::gpu
+
+namespace suanli::gpu {
+
+// ---- Factored units for the decode matmul ----
+// For the block formats, w = d * q + m within a unit (m = 0 where the format
+// has no minimum): unit_q<T> gives the 8 q as exact floats (small integers,
+// or E4M3 values) with the unit's d and m, so that the matmul can form
+// d * (x · q) + m * Σx per unit instead of dequantizing each weight (one FMA
+// per weight instead of four or five operations). d * q + m is the value
+// dequant_at gives (bit for bit, up to the sign of a zero); the host test
+// checks it.
+template <int T>
+struct Factored {
+  static constexpr bool kOn = false, kHasMin = false;
+};
+template <> struct Factored<kQ8_0> { static constexpr bool kOn = true, kHasMin = false; };
+template <> struct Factored<kQ4_0> { static constexpr bool kOn = true, kHasMin = false; };
+template <> struct Factored<kQ4_1> { static constexpr bool kOn = true, kHasMin = true; };
+template <> struct Factored<kQ4_K> { static constexpr bool kOn = true, kHasMin = true; };
+template <> struct Factored<kMXFP8> { static constexpr bool kOn = true, kHasMin = false; };
+
+// Byte k (0..3) of w, minus `offset`, as a float: on NVIDIA one byte
+// permute puts the byte under 2^23's exponent and one subtraction removes
+// 2^23 + offset (exact, see small_int_to_f32).
+SUANLI_HD float magic_byte(uint32_t w, int k, float offset) {
+#if defined(__CUDA_ARCH__)
+  return __uint_as_float(__byte_perm(w, 0x4b000000u, 0x7440u | static_cast<unsigned>(k))) - (8388608.0f + offset);
+#else
+  return small_int_to_f32((w >> (8 * k)) & 0xffu, offset);
+#endif
+}
+// Four 4-bit values (low or high nibbles of w's bytes) or four bytes → q.
+SUANLI_HD void four_q(uint32_t w, float offset, float* q) {
+  for (int k = 0; k < 4; ++k) q[k] = magic_byte(w, k, offset);
+}
+
+template <int T>
+SUANLI_HD void unit_q(const uint8_t* row, int64_t k, float* q, float* d, float* m) {
+  *m = 0.0f;
+  if constexpr (T == kQ8_0 || T == kQ4_0) {
+    const uint8_t* b = row + (k / 32) * Layout<T>::kBytes;
+    const int o = static_cast<int>(k % 32);
+    *d = fp16_to_f32_fast(static_cast<uint16_t>(ld_u16(b)));
+    const uint8_t* p = b + 2 + (T == kQ8_0 ? o : (o & 15));
+    const uint32_t lo = ld_u16(p) | (ld_u16(p + 2) << 16), hi = ld_u16(p + 4) | (ld_u16(p + 6) << 16);
+    if constexpr (T == kQ8_0) {  // int8 v = (v ^ 0x80) - 128
+      four_q(lo ^ 0x80808080u, 128.0f, q);
+      four_q(hi ^ 0x80808080u, 128.0f, q + 4);
+    } else {
+      const int shift = o < 16 ? 0 : 4;
+      four_q((lo >> shift) & 0x0f0f0f0fu, 8.0f, q);
+      four_q((hi >> shift) & 0x0f0f0f0fu, 8.0f, q + 4);
+    }
+  } else if constexpr (T == kQ4_1) {
+    const uint8_t* b = row + (k / 32) * 20;
+    const int o = static_cast<int>(k % 32);
+    const uint32_t dm = ld_u32(b);
+    *d = fp16_to_f32_fast(static_cast<uint16_t>(dm));
+    *m = fp16_to_f32_fast(static_cast<uint16_t>(dm >> 16));
+    const uint8_t* p = b + 4 + (o & 15);
+    const uint32_t lo = ld_u32(p), hi = ld_u32(p + 4);
+    const int shift = o < 16 ? 0 : 4;
+    four_q((lo >> shift) & 0x0f0f0f0fu, 0.0f, q);
+    four_q((hi >> shift) & 0x0f0f0f0fu, 0.0f, q + 4);
+  } else if constexpr (T == kQ4_K) {
+    const uint8_t* b = row + (k / 256) * 144;
+    const int o = static_cast<int>(k % 256);
+    const int j = o / 32, l = o % 32;
+    const uint32_t dd = ld_u32(b);
+    const float dk = fp16_to_f32_fast(static_cast<uint16_t>(dd));
+    const float dmin = fp16_to_f32_fast(static_cast<uint16_t>(dd >> 16));
+    const uint32_t s0 = ld_u32(b + 4), s1 = ld_u32(b + 8), s2 = ld_u32(b + 12);
+    auto sbyte = [&](int i) -> int {
+      const uint32_t w = i < 4 ? s0 : (i < 8 ? s1 : s2);
+      return static_cast<int>((w >> (8 * (i & 3))) & 0xffu);
+    };
+    int sc, mn;
+    if (j < 4) {
+      sc = sbyte(j) & 63;
+      mn = sbyte(j + 4) & 63;
+    } else {
+      sc = (sbyte(j + 4) & 0x0f) | ((sbyte(j - 4) >> 6) << 4);
+      mn = (sbyte(j + 4) >> 4) | ((sbyte(j) >> 6) << 4);
+    }
+    *d = dk * small_int_to_f32(static_cast<uint32_t>(sc), 0.0f);
+    *m = -(dmin * small_int_to_f32(static_cast<uint32_t>(mn), 0.0f));
+    const uint2 p = *reinterpret_cast<const uint2*>(b + 16 + 32 * (j / 2) + l);
+    const int shift = 4 * (j % 2);
+    four_q((p.x >> shift) & 0x0f0f0f0fu, 0.0f, q);
+    four_q((p.y >> shift) & 0x0f0f0f0fu, 0.0f, q + 4);
+  } else if constexpr (T == kMXFP8) {
+    const uint8_t* b = row + (k / 32) * 33;
+    const int o = static_cast<int>(k % 32);
+    *d = e8m0_to_f32(b[0]);
+    const uint8_t* p = b + 1 + o;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
+    for (int i = 0; i < 8; i += 2) {
+      const uint16_t pair = static_cast<uint16_t>(p[i] | (p[i + 1] << 8));
+      uint32_t h2;
+      asm("cvt.rn.f16x2.e4m3x2 %0, %1;" : "=r"(h2) : "h"(pair));
+      q[i] = fp16_to_f32_fast(static_cast<uint16_t>(h2));
+      q[i + 1] = fp16_to_f32_fast(static_cast<uint16_t>(h2 >> 16));
+    }
+#else
+    for (int i = 0; i < 8; ++i) q[i] = e4m3_to_f32(p[i]);
+#endif
+  }
+}
+
+}  // namespace suanli::gpu

@@ -11,6 +11,7 @@ namespace suanli::gpu {
 namespace {
 
 constexpr int kThreads = 256;
+constexpr int kMaxRopePairs = 256;  // head_dim <= 512
 
 unsigned blocks_for(int64_t n) {
   const int64_t b = (n + kThreads - 1) / kThreads;
@@ -33,11 +34,43 @@ __global__ void swiglu_kernel(const float* gate, const float* up, int64_t n, flo
 }
 
 // One block per row; out may alias x (every thread writes only what it
-// read, after the reduction).
+// read, after the reduction). Rows up to kCached * kThreads long keep the
+// thread's x and w in registers, so that the writes need no second round
+// of loads: with out aliasing x, the compiler cannot move a load above an
+// earlier store, and the loop would wait on memory once per element. Both
+// paths add in the same order (thread i: elements i, i + kThreads, ...).
+constexpr int kCached = 32;
+
 __global__ void rms_norm_kernel(const float* x, const float* w, int64_t n, float eps, float* out) {
   __shared__ float partial[kThreads / kLanes];
   const float* xr = x + blockIdx.x * n;
+  float* orow = out + blockIdx.x * n;
   float ss = 0;
+  if (n <= int64_t{kCached} * kThreads) {
+    float xv[kCached], wv[kCached];
+#pragma unroll
+    for (int j = 0; j < kCached; ++j) {
+      const int64_t i = threadIdx.x + int64_t{j} * kThreads;
+      xv[j] = i < n ? xr[i] : 0.0f;
+      wv[j] = i < n ? w[i] : 0.0f;
+    }
+#pragma unroll
+    for (int j = 0; j < kCached; ++j) {
+      if (threadIdx.x + int64_t{j} * kThreads < n) ss = fmaf(xv[j], xv[j], ss);
+    }
+    ss = lane_sum(ss);
+    if (threadIdx.x % kLanes == 0) partial[threadIdx.x / kLanes] = ss;
+    __syncthreads();
+    float total = 0;
+    for (int i = 0; i < kThreads / kLanes; ++i) total += partial[i];
+    const float scale = static_cast<float>(1.0 / sqrt(static_cast<double>(total) / n + eps));
+#pragma unroll
+    for (int j = 0; j < kCached; ++j) {
+      const int64_t i = threadIdx.x + int64_t{j} * kThreads;
+      if (i < n) orow[i] = xv[j] * scale * wv[j];
+    }
+    return;
+  }
   for (int64_t i = threadIdx.x; i < n; i += kThreads) ss = fmaf(xr[i], xr[i], ss);
   ss = lane_sum(ss);
   if (threadIdx.x % kLanes == 0) partial[threadIdx.x / kLanes] = ss;
@@ -45,31 +78,59 @@ __global__ void rms_norm_kernel(const float* x, const float* w, int64_t n, float
   float total = 0;
   for (int i = 0; i < kThreads / kLanes; ++i) total += partial[i];
   const float scale = static_cast<float>(1.0 / sqrt(static_cast<double>(total) / n + eps));
-  float* orow = out + blockIdx.x * n;
   for (int64_t i = threadIdx.x; i < n; i += kThreads) orow[i] = xr[i] * scale * w[i];
 }
 
-// One thread per (token, rotated pair): the angle in double, as the
-// reference computes it (positions reach 10^5, where a float angle would be
-// off by more than the tolerance), then applied to every head.
-__global__ void rope_kernel(float* x, int64_t n_tokens, int64_t n_heads, int64_t head_dim, const int32_t* positions,
-                            int32_t n_dims, bool neox, float freq_base, float freq_scale, const float* freq_factors) {
-  const int64_t half = n_dims / 2;
-  const int64_t idx = blockIdx.x * int64_t{kThreads} + threadIdx.x;
-  if (idx >= n_tokens * half) return;
-  const int64_t t = idx / half, i = idx % half;
-  const double pos = static_cast<double>(positions[t]) * freq_scale;
-  double theta = pos * pow(static_cast<double>(freq_base), -2.0 * static_cast<double>(i) / n_dims);
-  if (freq_factors) theta /= freq_factors[i];
-  double s, c;
-  sincos(theta, &s, &c);
-  const int64_t a = neox ? i : 2 * i;
-  const int64_t b = neox ? i + half : 2 * i + 1;
-  for (int64_t h = 0; h < n_heads; ++h) {
-    float* xh = x + (t * n_heads + h) * head_dim;
-    const double x0 = xh[a], x1 = xh[b];
-    xh[a] = static_cast<float>(x0 * c - x1 * s);
-    xh[b] = static_cast<float>(x0 * s + x1 * c);
+// One block per token. The pair angles are computed in double, as the
+// reference computes them (positions reach 10^5, where a float angle would
+// be off by more than the tolerance), once per token into shared memory;
+// then the block's threads rotate every (head, pair) of the token, loading
+// kRopeBatch pairs before storing any (x is updated in place, so the
+// compiler could not move a load above an earlier store by itself).
+constexpr int kRopeThreads = 512, kRopeBatch = 4;
+
+__global__ void rope_kernel(float* x, int64_t n_heads, int64_t head_dim, const int32_t* positions, int32_t n_dims,
+                            bool neox, float freq_base, float freq_scale, const float* freq_factors) {
+  __shared__ double cs[kMaxRopePairs * 2];  // cos, then sin, per pair
+  const int64_t t = blockIdx.x;
+  const int half = n_dims / 2;
+  for (int i = threadIdx.x; i < half; i += kRopeThreads) {
+    const double pos = static_cast<double>(positions[t]) * freq_scale;
+    double theta = pos * pow(static_cast<double>(freq_base), -2.0 * static_cast<double>(i) / n_dims);
+    if (freq_factors) theta /= freq_factors[i];
+    double s, c;
+    sincos(theta, &s, &c);
+    cs[i] = c;
+    cs[kMaxRopePairs + i] = s;
+  }
+  __syncthreads();
+  float* xt = x + t * n_heads * head_dim;
+  const int64_t n = n_heads * half;
+  for (int64_t j0 = threadIdx.x; j0 < n; j0 += int64_t{kRopeThreads} * kRopeBatch) {
+    double x0[kRopeBatch], x1[kRopeBatch];
+    float* pa[kRopeBatch];
+    float* pb[kRopeBatch];
+    int pair[kRopeBatch];
+#pragma unroll
+    for (int u = 0; u < kRopeBatch; ++u) {
+      const int64_t j = j0 + int64_t{u} * kRopeThreads;
+      const int64_t jj = j < n ? j : 0;
+      const int64_t h = jj / half;
+      const int i = static_cast<int>(jj % half);
+      float* xh = xt + h * head_dim;
+      pa[u] = xh + (neox ? i : 2 * i);
+      pb[u] = xh + (neox ? i + half : 2 * i + 1);
+      pair[u] = i;
+      x0[u] = *pa[u];
+      x1[u] = *pb[u];
+    }
+#pragma unroll
+    for (int u = 0; u < kRopeBatch; ++u) {
+      if (j0 + int64_t{u} * kRopeThreads >= n) break;
+      const double c = cs[pair[u]], s = cs[kMaxRopePairs + pair[u]];
+      *pa[u] = static_cast<float>(x0[u] * c - x1[u] * s);
+      *pb[u] = static_cast<float>(x0[u] * s + x1[u] * c);
+    }
   }
 }
 
@@ -122,10 +183,10 @@ void launch_rms_norm(const float* x, const float* w, int64_t rows, int64_t n, fl
 
 void launch_rope(float* x, int64_t n_tokens, int64_t n_heads, int64_t head_dim, const int32_t* positions,
                  const RopeParams& p, Stream s) {
-  const int64_t n = n_tokens * (p.n_dims / 2);
-  if (n <= 0) return;
-  rope_kernel<<<static_cast<unsigned>((n + kThreads - 1) / kThreads), kThreads, 0, s>>>(
-      x, n_tokens, n_heads, head_dim, positions, p.n_dims, p.neox, p.freq_base, p.freq_scale, p.freq_factors);
+  if (n_tokens <= 0 || p.n_dims <= 0) return;
+  SUANLI_CHECK(p.n_dims / 2 <= kMaxRopePairs && n_tokens <= 0x7fffffff);
+  rope_kernel<<<static_cast<unsigned>(n_tokens), kRopeThreads, 0, s>>>(
+      x, n_heads, head_dim, positions, p.n_dims, p.neox, p.freq_base, p.freq_scale, p.freq_factors);
 }
 
 void launch_convert(const void* src, GgmlType src_type, void* dst, GgmlType dst_type, int64_t n, Stream s) {

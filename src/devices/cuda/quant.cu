@@ -129,7 +129,7 @@ __global__ void __launch_bounds__(kRowsPerBlock * kLanes)
 // byte-wise loads), nothing here waits on a barrier inside the K loop.
 constexpr int kV2Threads = 128;
 
-template <int T, int R, int TT>
+template <int T, int R, int TT, bool kFactored>
 __global__ void __launch_bounds__(kV2Threads)
     matmul_v2_kernel(const float* x, int64_t n_tokens, int64_t K, const uint8_t* w, size_t row_stride, int64_t N,
                      const float* bias, float* out) {
@@ -148,7 +148,35 @@ __global__ void __launch_bounds__(kV2Threads)
   }
   const int64_t units = K / 8;
 #pragma unroll 2
-  for (int64_t u = tid; u < units; u += kV2Threads) {
+  for (int64_t u = tid; u < units && kFactored; u += kV2Threads) {
+    // w = d * q + m per unit: acc += d * (x · q) + m * Σx (see unit_q).
+    float q[R][8], d[R], m[R];
+#pragma unroll
+    for (int r = 0; r < R; ++r) unit_q<T>(wr[r], u * 8, q[r], &d[r], &m[r]);
+#pragma unroll
+    for (int t = 0; t < TT; ++t) {
+      if (t < nt) {
+        const float4* xp = reinterpret_cast<const float4*>(x + (t0 + t) * K + u * 8);
+        const float4 a = xp[0], b = xp[1];
+        const float xv[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
+        float sx = 0.0f;
+        if constexpr (Factored<T>::kHasMin) {
+#pragma unroll
+          for (int i = 0; i < 8; ++i) sx += xv[i];
+        }
+#pragma unroll
+        for (int r = 0; r < R; ++r) {
+          float sq = 0.0f;
+#pragma unroll
+          for (int i = 0; i < 8; ++i) sq = fmaf(xv[i], q[r][i], sq);
+          acc[r][t] = fmaf(d[r], sq, acc[r][t]);
+          if constexpr (Factored<T>::kHasMin) acc[r][t] = fmaf(m[r], sx, acc[r][t]);
+        }
+      }
+    }
+  }
+#pragma unroll 2
+  for (int64_t u = tid; u < units && !kFactored; u += kV2Threads) {
     float wv[R][8];
 #pragma unroll
     for (int r = 0; r < R; ++r) unit_load<T>(wr[r], u * 8, wv[r]);
@@ -258,11 +286,28 @@ bool v2_enabled() {
   return on;
 }
 
+// SUANLI_CUDA_MATMUL=v2: the factored path off (every weight dequantized).
+bool factored_enabled() {
+  static const bool on = [] {
+    const char* v = std::getenv("SUANLI_CUDA_MATMUL");
+    return !(v && std::string(v) == "v2");
+  }();
+  return on;
+}
+
 template <int T, int R, int TT>
 void launch_v2(const float* x, int64_t n_tokens, const WeightView& w, const float* bias, float* out, Stream s) {
   const dim3 grid(static_cast<unsigned>((n_tokens + TT - 1) / TT), static_cast<unsigned>((w.n_rows + R - 1) / R));
-  matmul_v2_kernel<T, R, TT><<<grid, kV2Threads, 0, s>>>(x, n_tokens, w.n_cols, static_cast<const uint8_t*>(w.data),
-                                                          w.row_stride, w.n_rows, bias, out);
+  const auto* wd = static_cast<const uint8_t*>(w.data);
+  if constexpr (Factored<T>::kOn) {
+    if (factored_enabled()) {
+      matmul_v2_kernel<T, R, TT, true><<<grid, kV2Threads, 0, s>>>(x, n_tokens, w.n_cols, wd, w.row_stride,
+                                                                    w.n_rows, bias, out);
+      return;
+    }
+  }
+  matmul_v2_kernel<T, R, TT, false><<<grid, kV2Threads, 0, s>>>(x, n_tokens, w.n_cols, wd, w.row_stride, w.n_rows,
+                                                                 bias, out);
 }
 
 }  // namespace
