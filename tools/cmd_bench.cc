@@ -110,7 +110,9 @@ Runner add_bench(CLI::App& app) {
     std::fprintf(stderr, "suanli bench: measuring the roofline of %s...\n", dev.name().c_str());
     const Roofline roof = dev.measure_roofline();
     const int threads = margs.threads > 0 ? margs.threads : static_cast<int>(std::thread::hardware_concurrency());
-    const bool int8 = integer_weights(model);
+    // Integer weights meet int8 activations on the CPU only; the GPU device
+    // multiplies fp32 activations on its fp32 units (docs/cuda.md).
+    const bool int8 = integer_weights(model) && dev.kind() == DeviceKind::kCpu;
     const double peak_gops = int8 ? roof.int8_gops : roof.fp32_gflops;
 
     // The pure-read reference (tg), where every layer runs on a CPU.
@@ -227,6 +229,13 @@ Runner add_bench(CLI::App& app) {
       std::printf("%s\n", out.dump(2).c_str());
       return 0;
     }
+    // The device column: "cpu", "cuda:0", or each device of a --device-map.
+    std::string device_column;
+    for (Device* d : model.layer_devices()) {
+      const std::string n = d->name().substr(0, d->name().find(' '));
+      if (device_column.find(n) == std::string::npos) device_column += (device_column.empty() ? "" : "+") + n;
+    }
+    if (device_column.empty()) device_column = dev.name().substr(0, dev.name().find(' '));
     std::printf("roofline: %.1f GB/s memory, %.0f GOPS int8, %.0f GFLOPS fp32 (measured on %s, %d threads)\n\n",
                 roof.memory_gbs, roof.int8_gops, roof.fp32_gflops, dev.name().c_str(), threads);
     std::printf("| %-32s | %10s | %8s | %-6s | %7s | %6s | %18s | %-28s |\n", "model", "size", "params", "device",
@@ -245,7 +254,7 @@ Runner add_bench(CLI::App& app) {
       std::snprintf(sz, sizeof sz, "%.2f MiB", size_mib);
       std::snprintf(pr, sizeof pr, "%.2f M", mi.n_params / 1e6);
       std::printf("| %-32s | %10s | %8s | %-6s | %7d | %6s | %18s | %-28s |\n", model_name.substr(0, 32).c_str(), sz, pr,
-                  "cpu", threads, r.test.c_str(), ts, rf);
+                  device_column.c_str(), threads, r.test.c_str(), ts, rf);
     }
     for (const Result& r : results) {
       if (r.read_gbs <= 0) continue;

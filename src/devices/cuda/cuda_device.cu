@@ -7,6 +7,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <set>
+#include <mutex>
 #include <map>
 #include <thread>
 #include <vector>
@@ -39,15 +41,19 @@ void bind_device(int ordinal) {
 }
 
 // Launches recorded but not yet flushed may use a buffer that is being
-// freed: the buffer's device runs them first (flush_device, defined below).
-void flush_device(int ordinal);
+// freed, and a graph must not outlive memory it copies to or from: the
+// buffer's device (if it is still alive) runs them first and drops its graph
+// (buffer_freed, defined below). Several CudaDevice objects may share one
+// GPU (the conformance suite makes two), so the buffer names its owner.
+class CudaDevice;
+void buffer_freed(CudaDevice* owner);
 
 class GpuBuffer final : public Buffer {
  public:
-  GpuBuffer(void* p, size_t n, int ordinal) : p_(p), n_(n), ordinal_(ordinal) {}
+  GpuBuffer(void* p, size_t n, int ordinal, CudaDevice* owner) : p_(p), n_(n), ordinal_(ordinal), owner_(owner) {}
   ~GpuBuffer() override {
     bind_device(ordinal_);
-    flush_device(ordinal_);
+    buffer_freed(owner_);
     (void)gpu::device_free(p_);
   }
   void* data() override { return p_; }
@@ -57,6 +63,7 @@ class GpuBuffer final : public Buffer {
   void* p_;
   size_t n_;
   int ordinal_;
+  CudaDevice* owner_;
 };
 
 // A device array that grows on demand (contents are not kept).
@@ -134,12 +141,15 @@ class CudaDevice final : public Device {
     caps_.ops = {Op::kEmbed,     Op::kRmsNorm, Op::kMatmul, Op::kRope,   Op::kKvWrite,
                  Op::kAttention, Op::kSwiglu,  Op::kAdd,    Op::kConvert};
     if (const char* v = std::getenv("SUANLI_CUDA_TC_MIN_TOKENS")) tc_min_tokens_ = std::atoll(v);
-    if (const char* v = std::getenv("SUANLI_CUDA_GRAPHS")) graphs_ = std::string(v) != "0";
+    if (const char* v = std::getenv("SUANLI_CUDA_GRAPHS")) graphs_ = std::string(v) == "1";
     if (const char* v = std::getenv("SUANLI_CUDA_PROFILE")) profile_ = std::string(v) == "1";
   }
 
   ~CudaDevice() override {
-    if (ordinal_ >= 0 && ordinal_ < kMaxDevices && live_devices[ordinal_] == this) live_devices[ordinal_] = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(live_mu);
+      live_devices().erase(this);
+    }
     if (stream_) {
       (void)gpu::set_device(ordinal_);
       t_bound_device = ordinal_;
@@ -174,7 +184,10 @@ class CudaDevice final : public Device {
     t_bound_device = ordinal_;
     e = gpu::stream_create(&stream_);
     if (e != kSuccess) return Internal(gpu_error("create stream", e));
-    if (ordinal_ >= 0 && ordinal_ < kMaxDevices) live_devices[ordinal_] = this;
+    {
+      std::lock_guard<std::mutex> lock(live_mu);
+      live_devices().insert(this);
+    }
     e = gpu::host_alloc_pinned(reinterpret_cast<void**>(&staging_), kStagingBytes);
     if (e != kSuccess) return Internal(gpu_error("allocate pinned host memory", e));
     if (tc_min_tokens_ > 0) {
@@ -229,7 +242,7 @@ class CudaDevice final : public Device {
       return ResourceExhausted("cannot allocate " + std::to_string(bytes) + " bytes on " + name() + ": " +
                                gpu::error_string(e));
     }
-    return std::unique_ptr<Buffer>(new GpuBuffer(p, bytes, ordinal_));
+    return std::unique_ptr<Buffer>(new GpuBuffer(p, bytes, ordinal_, this));
   }
 
   Expected<std::unique_ptr<Buffer>> map_host(const void* host, size_t bytes) override {
@@ -478,7 +491,7 @@ class CudaDevice final : public Device {
   // flush whose key sequence equals the previous flush's is captured into a
   // graph (cudaStreamBeginCapture ... EndCapture, instantiate) and launched;
   // while the sequence keeps repeating, the graph is replayed. Anything else
-  // runs as plain launches. SUANLI_CUDA_GRAPHS=0 runs every op at once.
+  // runs as plain launches. Opt-in: SUANLI_CUDA_GRAPHS=1 (see graphs_ below).
   template <typename F>
   void record(Key key, F&& fn, const char* what = "") {
     if (profile_) {
@@ -493,9 +506,12 @@ class CudaDevice final : public Device {
     pending_.emplace_back(std::forward<F>(fn));
   }
 
-  static constexpr int kMaxDevices = 64;
-  static inline CudaDevice* live_devices[kMaxDevices] = {};
-  friend void flush_device(int ordinal);
+  static inline std::mutex live_mu;
+  static std::set<CudaDevice*>& live_devices() {
+    static std::set<CudaDevice*> s;
+    return s;
+  }
+  friend void buffer_freed(CudaDevice* owner);
 
   void drop_graph() {
     if (exec_) (void)gpu::graph_exec_destroy(exec_);
@@ -601,7 +617,11 @@ class CudaDevice final : public Device {
   size_t prof_used_ = 0;
   std::map<std::string, std::pair<int64_t, double>> prof_totals_;
 
-  bool graphs_ = true;
+  // Off by default: on the H200 they gained ~3% on tg128 (the kernels, not
+  // the launches, are what a decode step waits on; docs/cuda.md), and the
+  // conformance suite hit a replay of a graph whose buffers had been freed
+  // (fixed since by naming each buffer's owner, not re-run on a GPU).
+  bool graphs_ = false;
   int64_t graph_stats_[3] = {0, 0, 0};  // flushes replayed, captured, launched op by op
   bool no_capture_ = false;  // the pending ops include one that must not be captured
   bool capture_warned_ = false;
@@ -631,13 +651,11 @@ class CudaDevice final : public Device {
   bool tc_warned_ = false;
 };
 
-void flush_device(int ordinal) {
-  if (ordinal >= 0 && ordinal < CudaDevice::kMaxDevices) {
-    if (CudaDevice* d = CudaDevice::live_devices[ordinal]) {
-      d->flush();
-      d->drop_graph();  // a graph must not outlive memory it copies to or from
-    }
-  }
+void buffer_freed(CudaDevice* owner) {
+  std::lock_guard<std::mutex> lock(CudaDevice::live_mu);
+  if (CudaDevice::live_devices().count(owner) == 0) return;
+  owner->flush();
+  owner->drop_graph();
 }
 
 void CudaDevice::attention(const float* q, int64_t n_tokens, int64_t n_heads, const KvLayerView& kv,
