@@ -112,7 +112,9 @@ Runner add_bench(CLI::App& app) {
     const int threads = margs.threads > 0 ? margs.threads : static_cast<int>(std::thread::hardware_concurrency());
     // Integer weights meet int8 activations on the CPU only; the GPU device
     // multiplies fp32 activations on its fp32 units (docs/cuda.md).
-    const bool int8 = integer_weights(model) && dev.kind() == DeviceKind::kCpu;
+    bool all_layers_cpu = dev.kind() == DeviceKind::kCpu;
+    for (Device* d : model.layer_devices()) all_layers_cpu = all_layers_cpu && d->kind() == DeviceKind::kCpu;
+    const bool int8 = integer_weights(model) && all_layers_cpu;
     const double peak_gops = int8 ? roof.int8_gops : roof.fp32_gflops;
 
     // The pure-read reference (tg), where every layer runs on a CPU.
@@ -230,12 +232,14 @@ Runner add_bench(CLI::App& app) {
       return 0;
     }
     // The device column: "cpu", "cuda:0", or each device of a --device-map.
-    std::string device_column;
+    std::vector<std::string> used;
     for (Device* d : model.layer_devices()) {
       const std::string n = d->name().substr(0, d->name().find(' '));
-      if (device_column.find(n) == std::string::npos) device_column += (device_column.empty() ? "" : "+") + n;
+      if (std::find(used.begin(), used.end(), n) == used.end()) used.push_back(n);
     }
-    if (device_column.empty()) device_column = dev.name().substr(0, dev.name().find(' '));
+    if (used.empty()) used.push_back(dev.name().substr(0, dev.name().find(' ')));
+    std::string device_column;
+    for (const std::string& n : used) device_column += (device_column.empty() ? "" : "+") + n;
     std::printf("roofline: %.1f GB/s memory, %.0f GOPS int8, %.0f GFLOPS fp32 (measured on %s, %d threads)\n\n",
                 roof.memory_gbs, roof.int8_gops, roof.fp32_gflops, dev.name().c_str(), threads);
     std::printf("| %-32s | %10s | %8s | %-6s | %7s | %6s | %18s | %-28s |\n", "model", "size", "params", "device",

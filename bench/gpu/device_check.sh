@@ -149,7 +149,7 @@ for step in "$@"; do
       run_step devmap-bench 60 "$BIN/suanli" bench -m "$m" --device-map cuda:0-14,cpu:15-29 -p 128 \
         -n 32 -r 1 --json
       ;;
-    sanitize-eval)  # the whole forward (graphs included) under the memory checker
+    sanitize-eval)  # the whole forward under the memory checker (graphs too with SUANLI_CUDA_GRAPHS=1@)
       m=$(synth smollm2-135m q4_1)
       run_step sanitize-eval 120 compute-sanitizer --tool memcheck --print-limit 20 "$BIN/suanli" eval -m "$m" \
         --ids "1 2 3 4 5 6 7 8 9 10 11 12" --greedy 24 --chunk 5 --device cuda

@@ -11,7 +11,9 @@
 # ones (and the GPU is then the one that agrees with the float64 reference,
 # as far as it was checked). So a difference passes only as a near-tie: at
 # the first differing step, both devices' logits for the two tokens must be
-# within GREEDY_TIE (default 0.5) of each other; the margins are printed.
+# within GREEDY_TIE (default 0.3) of each other, re-measured with the same
+# KV type and prefill chunking; the margins are printed. (Seen on the H200
+# with the default model: CPU margins 0.06-0.12, GPU margins 0.07-0.22.)
 #
 #   tests/gpu/greedy_matches_cpu.sh [MODEL.gguf]   (default: the default model)
 #   SUANLI_BIN=build/hip/suanli tests/gpu/greedy_matches_cpu.sh
@@ -23,9 +25,15 @@ dev=${GPU_DEVICE:-cuda}  # GPU_DEVICE=cpu runs the script's plumbing without a G
 model=${1:-$("$bin" pull default --print-path)}
 
 if ! out=$("$bin" eval -m "$model" --ids 1 --device "$dev" 2>&1 >/dev/null); then
-  reason=$(grep -m1 -E 'no device|skipped' <<<"$out" || head -1 <<<"$out")
-  echo "SKIP: no CUDA device: ${reason#suanli eval: }"
-  exit 0
+  # Only a missing device is a skip; a probe that crashed or failed
+  # otherwise is a failure.
+  if reason=$(grep -m1 -E 'no device|skipped' <<<"$out"); then
+    echo "SKIP: no CUDA device: ${reason#suanli eval: }"
+    exit 0
+  fi
+  echo "FAIL: the probe run on $dev failed:"
+  echo "$out"
+  exit 1
 fi
 
 prompts=(
@@ -34,7 +42,7 @@ prompts=(
   "Once upon a time, in a small village by the sea, there lived an old fisherman who"
   "1, 2, 3, 4, 5,"
 )
-# near_tie PROMPT_IDS CPU_IDS GPU_IDS KV: exit 0 if the first difference is a
+# near_tie PROMPT_IDS CPU_IDS GPU_IDS KV CHUNK: exit 0 if the first difference is a
 # near-tie on both devices; prints the step and the two margins.
 near_tie() {
   local -a c=($2) g=($3)
@@ -42,9 +50,12 @@ near_tie() {
   while ((i < ${#c[@]})) && [[ ${c[i]} == "${g[i]}" ]]; do prefix+=" ${c[i]}"; ((++i)); done
   local tmp
   tmp=$(mktemp -d)
-  "$bin" eval -m "$model" --ids "$prefix" --kv-type "$4" --device cpu --out "$tmp/cpu" >/dev/null 2>&1 &&
-    "$bin" eval -m "$model" --ids "$prefix" --kv-type "$4" --device "$dev" --out "$tmp/gpu" >/dev/null 2>&1 &&
-    python3 - "$tmp" "${c[i]}" "${g[i]}" "$i" "${GREEDY_TIE:-0.5}" "$(wc -w <<<"$prefix")" <<'PY'
+  local chunk=${5:-0}
+  "$bin" eval -m "$model" --ids "$prefix" --kv-type "$4" --chunk "$chunk" --device cpu --out "$tmp/cpu" \
+    >/dev/null 2>&1 &&
+    "$bin" eval -m "$model" --ids "$prefix" --kv-type "$4" --chunk "$chunk" --device "$dev" --out "$tmp/gpu" \
+      >/dev/null 2>&1 &&
+    python3 - "$tmp" "${c[i]}" "${g[i]}" "$i" "${GREEDY_TIE:-0.3}" "$(wc -w <<<"$prefix")" <<'PY'
 import sys
 import numpy as np
 d, a, b, step, tie, n_ids = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], float(sys.argv[5]), int(sys.argv[6])
@@ -68,7 +79,7 @@ for p in "${prompts[@]}"; do
       gpu=$("$bin" eval -m "$model" --ids "$ids" --greedy "$steps" --kv-type $kv --chunk $chunk --device "$dev" 2>/dev/null)
       if [[ "$cpu" == "$gpu" ]]; then
         echo "ok    kv=$kv chunk=$chunk  '$p'"
-      elif tie=$(near_tie "$ids" "$cpu" "$gpu" "$kv"); then
+      elif tie=$(near_tie "$ids" "$cpu" "$gpu" "$kv" "$chunk"); then
         echo "tie   kv=$kv chunk=$chunk  '$p': $tie"
       else
         echo "DIFF  kv=$kv chunk=$chunk  '$p': $tie"

@@ -61,3 +61,12 @@ def test_near_tie_reports_the_step_and_margins(suanli_bin, default_model):
     assert r.returncode == 1, r.stdout + r.stderr
     assert r.stdout.startswith("step 2: cpu picks %s by " % greedy[2]), r.stdout
     assert "gpu picks %s by -" % other[2] in r.stdout, r.stdout
+
+
+def test_a_failing_probe_is_a_failure_not_a_skip(suanli_bin, tmp_path):
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"GGUF" + b"\0" * 60)
+    r = subprocess.run([str(SCRIPT), str(bad)], capture_output=True, text=True, timeout=300,
+                       env=env_with(suanli_bin, GPU_DEVICE="cpu"))
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert r.stdout.startswith("FAIL: the probe run on cpu failed"), r.stdout

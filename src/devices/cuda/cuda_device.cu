@@ -342,7 +342,7 @@ class CudaDevice final : public Device {
   void rope(float* x, int64_t n_tokens, int64_t n_heads, int64_t head_dim, const int32_t* positions,
             const RopeParams& p) override {
     bind_device(ordinal_);
-    SUANLI_CHECK(p.n_dims % 2 == 0 && p.n_dims <= head_dim);
+    SUANLI_CHECK(p.n_dims % 2 == 0 && p.n_dims <= head_dim && p.n_dims <= 512);  // rope_kernel's shared table
     Key k(4);
     k.add(x, n_tokens, n_heads, head_dim, positions, p.n_dims, p.neox, p.freq_base, p.freq_scale, p.freq_factors);
     record(std::move(k), [=, this] {
