@@ -169,6 +169,29 @@ SUANLI_HD uint32_t ld_u32(const uint8_t* p) { return *reinterpret_cast<const uin
 // Byte i (0..7) of a little-endian pair of words.
 SUANLI_HD uint32_t byte_of(uint32_t lo, uint32_t hi, int i) { return ((i < 4 ? lo : hi) >> (8 * (i & 3))) & 0xffu; }
 
+// Q4_K's sub-block j (0..7) of block b: d1 = d * scale_j, m1 = dmin * min_j
+// (the reference's expressions, scale_min_k4 read from three words).
+SUANLI_HD void q4k_scales(const uint8_t* b, int j, float* d1, float* m1) {
+  const uint32_t dd = ld_u32(b);
+  const float d = fp16_to_f32_fast(static_cast<uint16_t>(dd));
+  const float dmin = fp16_to_f32_fast(static_cast<uint16_t>(dd >> 16));
+  const uint32_t s0 = ld_u32(b + 4), s1 = ld_u32(b + 8), s2 = ld_u32(b + 12);
+  auto sbyte = [&](int i) -> int {
+    const uint32_t w = i < 4 ? s0 : (i < 8 ? s1 : s2);
+    return static_cast<int>((w >> (8 * (i & 3))) & 0xffu);
+  };
+  int sc, m;
+  if (j < 4) {
+    sc = sbyte(j) & 63;
+    m = sbyte(j + 4) & 63;
+  } else {
+    sc = (sbyte(j + 4) & 0x0f) | ((sbyte(j - 4) >> 6) << 4);
+    m = (sbyte(j + 4) >> 4) | ((sbyte(j) >> 6) << 4);
+  }
+  *d1 = d * small_int_to_f32(static_cast<uint32_t>(sc), 0.0f);
+  *m1 = dmin * small_int_to_f32(static_cast<uint32_t>(m), 0.0f);
+}
+
 template <int T>
 SUANLI_HD void unit_load(const uint8_t* row, int64_t k, float* v) {
   if constexpr (T == kF32) {
@@ -217,24 +240,8 @@ SUANLI_HD void unit_load(const uint8_t* row, int64_t k, float* v) {
     const uint8_t* b = row + (k / 256) * 144;
     const int o = static_cast<int>(k % 256);
     const int j = o / 32, l = o % 32;
-    const uint32_t dd = ld_u32(b);
-    const float d = fp16_to_f32_fast(static_cast<uint16_t>(dd));
-    const float dmin = fp16_to_f32_fast(static_cast<uint16_t>(dd >> 16));
-    const uint32_t s0 = ld_u32(b + 4), s1 = ld_u32(b + 8), s2 = ld_u32(b + 12);
-    auto sbyte = [&](int i) -> int {
-      const uint32_t w = i < 4 ? s0 : (i < 8 ? s1 : s2);
-      return static_cast<int>((w >> (8 * (i & 3))) & 0xffu);
-    };
-    int sc, m;
-    if (j < 4) {
-      sc = sbyte(j) & 63;
-      m = sbyte(j + 4) & 63;
-    } else {
-      sc = (sbyte(j + 4) & 0x0f) | ((sbyte(j - 4) >> 6) << 4);
-      m = (sbyte(j + 4) >> 4) | ((sbyte(j) >> 6) << 4);
-    }
-    const float d1 = d * small_int_to_f32(static_cast<uint32_t>(sc), 0.0f);
-    const float m1 = dmin * small_int_to_f32(static_cast<uint32_t>(m), 0.0f);
+    float d1, m1;
+    q4k_scales(b, j, &d1, &m1);
     const uint2 q = *reinterpret_cast<const uint2*>(b + 16 + 32 * (j / 2) + l);
     const int shift = 4 * (j % 2);
     for (int i = 0; i < 8; ++i) {
@@ -331,24 +338,10 @@ SUANLI_HD void unit_q(const uint8_t* row, int64_t k, float* q, float* d, float* 
     const uint8_t* b = row + (k / 256) * 144;
     const int o = static_cast<int>(k % 256);
     const int j = o / 32, l = o % 32;
-    const uint32_t dd = ld_u32(b);
-    const float dk = fp16_to_f32_fast(static_cast<uint16_t>(dd));
-    const float dmin = fp16_to_f32_fast(static_cast<uint16_t>(dd >> 16));
-    const uint32_t s0 = ld_u32(b + 4), s1 = ld_u32(b + 8), s2 = ld_u32(b + 12);
-    auto sbyte = [&](int i) -> int {
-      const uint32_t w = i < 4 ? s0 : (i < 8 ? s1 : s2);
-      return static_cast<int>((w >> (8 * (i & 3))) & 0xffu);
-    };
-    int sc, mn;
-    if (j < 4) {
-      sc = sbyte(j) & 63;
-      mn = sbyte(j + 4) & 63;
-    } else {
-      sc = (sbyte(j + 4) & 0x0f) | ((sbyte(j - 4) >> 6) << 4);
-      mn = (sbyte(j + 4) >> 4) | ((sbyte(j) >> 6) << 4);
-    }
-    *d = dk * small_int_to_f32(static_cast<uint32_t>(sc), 0.0f);
-    *m = -(dmin * small_int_to_f32(static_cast<uint32_t>(mn), 0.0f));
+    float d1, m1;
+    q4k_scales(b, j, &d1, &m1);
+    *d = d1;
+    *m = -m1;
     const uint2 p = *reinterpret_cast<const uint2*>(b + 16 + 32 * (j / 2) + l);
     const int shift = 4 * (j % 2);
     four_q((p.x >> shift) & 0x0f0f0f0fu, 0.0f, q);

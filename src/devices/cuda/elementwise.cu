@@ -41,6 +41,17 @@ __global__ void swiglu_kernel(const float* gate, const float* up, int64_t n, flo
 // paths add in the same order (thread i: elements i, i + kThreads, ...).
 constexpr int kCached = 32;
 
+// The block's sum of the threads' ss (butterfly, then the groups in order),
+// as 1 / sqrt(mean + eps) computed in double.
+__device__ __forceinline__ float rms_scale(float ss, int64_t n, float eps, float* partial) {
+  ss = lane_sum(ss);
+  if (threadIdx.x % kLanes == 0) partial[threadIdx.x / kLanes] = ss;
+  __syncthreads();
+  float total = 0;
+  for (int i = 0; i < kThreads / kLanes; ++i) total += partial[i];
+  return static_cast<float>(1.0 / sqrt(static_cast<double>(total) / n + eps));
+}
+
 __global__ void rms_norm_kernel(const float* x, const float* w, int64_t n, float eps, float* out) {
   __shared__ float partial[kThreads / kLanes];
   const float* xr = x + blockIdx.x * n;
@@ -58,12 +69,7 @@ __global__ void rms_norm_kernel(const float* x, const float* w, int64_t n, float
     for (int j = 0; j < kCached; ++j) {
       if (threadIdx.x + int64_t{j} * kThreads < n) ss = fmaf(xv[j], xv[j], ss);
     }
-    ss = lane_sum(ss);
-    if (threadIdx.x % kLanes == 0) partial[threadIdx.x / kLanes] = ss;
-    __syncthreads();
-    float total = 0;
-    for (int i = 0; i < kThreads / kLanes; ++i) total += partial[i];
-    const float scale = static_cast<float>(1.0 / sqrt(static_cast<double>(total) / n + eps));
+    const float scale = rms_scale(ss, n, eps, partial);
 #pragma unroll
     for (int j = 0; j < kCached; ++j) {
       const int64_t i = threadIdx.x + int64_t{j} * kThreads;
@@ -72,12 +78,7 @@ __global__ void rms_norm_kernel(const float* x, const float* w, int64_t n, float
     return;
   }
   for (int64_t i = threadIdx.x; i < n; i += kThreads) ss = fmaf(xr[i], xr[i], ss);
-  ss = lane_sum(ss);
-  if (threadIdx.x % kLanes == 0) partial[threadIdx.x / kLanes] = ss;
-  __syncthreads();
-  float total = 0;
-  for (int i = 0; i < kThreads / kLanes; ++i) total += partial[i];
-  const float scale = static_cast<float>(1.0 / sqrt(static_cast<double>(total) / n + eps));
+  const float scale = rms_scale(ss, n, eps, partial);
   for (int64_t i = threadIdx.x; i < n; i += kThreads) orow[i] = xr[i] * scale * w[i];
 }
 
