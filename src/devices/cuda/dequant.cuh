@@ -150,7 +150,9 @@ namespace suanli::gpu {
 // alignment allows: one 16-byte load for F16/BF16, 8 bytes plus a word of
 // scales for Q4_K, and so on. kWideAlign is the alignment the row start and
 // the row stride must have (the launcher falls back to the exact byte-wise
-// kernel otherwise). Formats without a wide loader use dequant_at.
+// kernel otherwise). Formats without a wide loader use dequant_at. The
+// block formats share their loads with unit_q (below); unit_load itself is
+// at the end of this file.
 template <int T>
 struct Wide {
   static constexpr int kAlign = 1;
@@ -190,83 +192,6 @@ SUANLI_HD void q4k_scales(const uint8_t* b, int j, float* d1, float* m1) {
   }
   *d1 = d * small_int_to_f32(static_cast<uint32_t>(sc), 0.0f);
   *m1 = dmin * small_int_to_f32(static_cast<uint32_t>(m), 0.0f);
-}
-
-template <int T>
-SUANLI_HD void unit_load(const uint8_t* row, int64_t k, float* v) {
-  if constexpr (T == kF32) {
-    const float4 a = reinterpret_cast<const float4*>(row)[k / 4];
-    const float4 b = reinterpret_cast<const float4*>(row)[k / 4 + 1];
-    v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
-  } else if constexpr (T == kF16 || T == kBF16) {
-    const uint4 q = reinterpret_cast<const uint4*>(row)[k / 8];
-    const uint32_t w[4] = {q.x, q.y, q.z, q.w};
-    for (int i = 0; i < 8; ++i) {
-      const uint16_t h = static_cast<uint16_t>(w[i / 2] >> (16 * (i % 2)));
-      if constexpr (T == kF16) {
-        v[i] = fp16_to_f32_fast(h);
-      } else {
-        v[i] = bf16_to_f32(h);
-      }
-    }
-  } else if constexpr (T == kQ8_0 || T == kQ4_0) {
-    constexpr int kBytes = Layout<T>::kBytes;
-    const uint8_t* b = row + (k / 32) * kBytes;
-    const int o = static_cast<int>(k % 32);
-    const float d = fp16_to_f32_fast(static_cast<uint16_t>(ld_u16(b)));
-    const uint8_t* q = b + 2 + (T == kQ8_0 ? o : (o & 15));
-    const uint32_t lo = ld_u16(q) | (ld_u16(q + 2) << 16), hi = ld_u16(q + 4) | (ld_u16(q + 6) << 16);
-    for (int i = 0; i < 8; ++i) {
-      const uint32_t byte = byte_of(lo, hi, i);
-      if constexpr (T == kQ8_0) {
-        v[i] = d * small_int_to_f32(byte ^ 0x80u, 128.0f);  // the int8 value
-      } else {
-        v[i] = d * small_int_to_f32(o < 16 ? (byte & 0x0fu) : (byte >> 4), 8.0f);
-      }
-    }
-  } else if constexpr (T == kQ4_1) {
-    const uint8_t* b = row + (k / 32) * 20;
-    const int o = static_cast<int>(k % 32);
-    const uint32_t dm = ld_u32(b);
-    const float d = fp16_to_f32_fast(static_cast<uint16_t>(dm));
-    const float m = fp16_to_f32_fast(static_cast<uint16_t>(dm >> 16));
-    const uint8_t* q = b + 4 + (o & 15);
-    const uint32_t lo = ld_u32(q), hi = ld_u32(q + 4);
-    for (int i = 0; i < 8; ++i) {
-      const uint32_t byte = byte_of(lo, hi, i);
-      v[i] = d * small_int_to_f32(o < 16 ? (byte & 0x0fu) : (byte >> 4), 0.0f) + m;
-    }
-  } else if constexpr (T == kQ4_K) {
-    const uint8_t* b = row + (k / 256) * 144;
-    const int o = static_cast<int>(k % 256);
-    const int j = o / 32, l = o % 32;
-    float d1, m1;
-    q4k_scales(b, j, &d1, &m1);
-    const uint2 q = *reinterpret_cast<const uint2*>(b + 16 + 32 * (j / 2) + l);
-    const int shift = 4 * (j % 2);
-    for (int i = 0; i < 8; ++i) {
-      v[i] = d1 * small_int_to_f32((byte_of(q.x, q.y, i) >> shift) & 0x0fu, 0.0f) - m1;
-    }
-  } else if constexpr (T == kMXFP8) {
-    const uint8_t* b = row + (k / 32) * 33;
-    const int o = static_cast<int>(k % 32);
-    const float scale = e8m0_to_f32(b[0]);
-    const uint8_t* q = b + 1 + o;
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
-    // Two E4M3 codes → two fp16 (exact: every E4M3 value is an fp16) → fp32.
-    for (int i = 0; i < 8; i += 2) {
-      const uint16_t pair = static_cast<uint16_t>(q[i] | (q[i + 1] << 8));
-      uint32_t h2;
-      asm("cvt.rn.f16x2.e4m3x2 %0, %1;" : "=r"(h2) : "h"(pair));
-      v[i] = fp16_to_f32_fast(static_cast<uint16_t>(h2)) * scale;
-      v[i + 1] = fp16_to_f32_fast(static_cast<uint16_t>(h2 >> 16)) * scale;
-    }
-#else
-    for (int i = 0; i < 8; ++i) v[i] = e4m3_to_f32(q[i]) * scale;
-#endif
-  } else {
-    dequant_at<T>(row, k, v);
-  }
 }
 
 }  // namespace suanli::gpu
@@ -362,6 +287,39 @@ SUANLI_HD void unit_q(const uint8_t* row, int64_t k, float* q, float* d, float* 
 #else
     for (int i = 0; i < 8; ++i) q[i] = e4m3_to_f32(p[i]);
 #endif
+  }
+}
+
+}  // namespace suanli::gpu
+
+namespace suanli::gpu {
+
+// The unit's 8 weights as floats, bit for bit dequant_at's (see "Wide loads").
+template <int T>
+SUANLI_HD void unit_load(const uint8_t* row, int64_t k, float* v) {
+  if constexpr (T == kF32) {
+    const float4 a = reinterpret_cast<const float4*>(row)[k / 4];
+    const float4 b = reinterpret_cast<const float4*>(row)[k / 4 + 1];
+    v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
+  } else if constexpr (T == kF16 || T == kBF16) {
+    const uint4 q = reinterpret_cast<const uint4*>(row)[k / 8];
+    const uint32_t w[4] = {q.x, q.y, q.z, q.w};
+    for (int i = 0; i < 8; ++i) {
+      const uint16_t h = static_cast<uint16_t>(w[i / 2] >> (16 * (i % 2)));
+      if constexpr (T == kF16) {
+        v[i] = fp16_to_f32_fast(h);
+      } else {
+        v[i] = bf16_to_f32(h);
+      }
+    }
+  } else if constexpr (Factored<T>::kOn) {
+    // The factored unit's d * q (+ m): the reference's expressions again
+    // (q is exact; x - y and x + (-y) round alike).
+    float q[8], d, m;
+    unit_q<T>(row, k, q, &d, &m);
+    for (int i = 0; i < 8; ++i) v[i] = Factored<T>::kHasMin ? d * q[i] + m : d * q[i];
+  } else {
+    dequant_at<T>(row, k, v);
   }
 }
 
