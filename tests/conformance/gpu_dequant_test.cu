@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <bit>
+#include <initializer_list>
 
 #include "conformance.h"
 #include "devices/cuda/dequant.cuh"
@@ -65,22 +66,23 @@ TEST(GpuDequant, matches_reference_bits_for_every_format_on_the_host) {
   }
 }
 
-// The wide loaders of the decode matmul (unit_load) against dequant_at, bit
-// for bit, on every unit of random rows of each format.
-template <int T>
-void check_wide(const Weights& w) {
+// Each 8-element unit of w's rows through got(row, k, out[8]) against
+// dequant_at: bit for bit, or (bitwise = false) equal as floats (a zero may
+// change sign; NaN stays NaN).
+template <int T, typename Got>
+void compare_units(const Weights& w, Got got, bool bitwise) {
   const auto* base = static_cast<const uint8_t*>(w.view.data);
-  ASSERT_EQ(reinterpret_cast<uintptr_t>(base) % gpu::Wide<T>::kAlign, 0u);
-  ASSERT_EQ(w.view.row_stride % gpu::Wide<T>::kAlign, 0u);
   int bad = 0;
   for (int64_t r = 0; r < w.view.n_rows; ++r) {
     for (int64_t k = 0; k < w.view.n_cols && bad < 5; k += 8) {
       float a[8], b[8];
       constexpr int U = gpu::Layout<T>::kUnit;  // 1 for the float formats
       for (int i = 0; i < 8; i += U) gpu::dequant_at<T>(base + r * w.view.row_stride, k + i, a + i);
-      gpu::unit_load<T>(base + r * w.view.row_stride, k, b);
+      got(base + r * w.view.row_stride, k, b);
       for (int i = 0; i < 8; ++i) {
-        if (std::bit_cast<uint32_t>(a[i]) != std::bit_cast<uint32_t>(b[i])) {
+        const bool same = bitwise ? std::bit_cast<uint32_t>(a[i]) == std::bit_cast<uint32_t>(b[i])
+                                  : (a[i] == b[i] || (std::isnan(a[i]) && std::isnan(b[i])));
+        if (!same) {
           ++bad;
           ADD_FAILURE() << "row " << r << " element " << k + i << ": " << b[i] << ", dequant_at " << a[i];
         }
@@ -89,67 +91,54 @@ void check_wide(const Weights& w) {
   }
 }
 
+// f.template operator()<T>(w) on random rows of each format (the format's
+// kernel template argument T).
+template <typename F>
+void for_formats(std::initializer_list<GgmlType> formats, F&& f) {
+  for (GgmlType type : formats) {
+    Seeded s;
+    SCOPED_TRACE(s.trace() + " " + std::string(ggml_type_name(type)));
+    const int64_t k = traits(type).block_size == 256 ? 1024 : 608;
+    Weights w = make_weights(s, type, 24, k);
+    switch (static_cast<int>(type)) {
+      case gpu::kF32: f.template operator()<gpu::kF32>(w); break;
+      case gpu::kF16: f.template operator()<gpu::kF16>(w); break;
+      case gpu::kBF16: f.template operator()<gpu::kBF16>(w); break;
+      case gpu::kQ8_0: f.template operator()<gpu::kQ8_0>(w); break;
+      case gpu::kQ4_0: f.template operator()<gpu::kQ4_0>(w); break;
+      case gpu::kQ4_1: f.template operator()<gpu::kQ4_1>(w); break;
+      case gpu::kQ4_K: f.template operator()<gpu::kQ4_K>(w); break;
+      case gpu::kQ6_K: f.template operator()<gpu::kQ6_K>(w); break;
+      case gpu::kMXFP8: f.template operator()<gpu::kMXFP8>(w); break;
+      default: ADD_FAILURE() << "no case for " << ggml_type_name(type);
+    }
+  }
+}
+
+// The wide loaders of the decode matmul (unit_load): bit for bit.
 TEST(GpuDequant, wide_unit_loads_match_dequant_at) {
-  const GgmlType formats[] = {GgmlType::kF32,  GgmlType::kF16,  GgmlType::kBF16, GgmlType::kQ8_0,
-                              GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ4_K, GgmlType::kQ6_K,
-                              GgmlType::kMXFP8_E4M3};
-  for (GgmlType type : formats) {
-    Seeded s;
-    SCOPED_TRACE(s.trace() + " " + std::string(ggml_type_name(type)));
-    const int64_t k = traits(type).block_size == 256 ? 1024 : 608;
-    Weights w = make_weights(s, type, 24, k);
-    switch (static_cast<int>(type)) {
-      case gpu::kF32: check_wide<gpu::kF32>(w); break;
-      case gpu::kF16: check_wide<gpu::kF16>(w); break;
-      case gpu::kBF16: check_wide<gpu::kBF16>(w); break;
-      case gpu::kQ8_0: check_wide<gpu::kQ8_0>(w); break;
-      case gpu::kQ4_0: check_wide<gpu::kQ4_0>(w); break;
-      case gpu::kQ4_1: check_wide<gpu::kQ4_1>(w); break;
-      case gpu::kQ4_K: check_wide<gpu::kQ4_K>(w); break;
-      case gpu::kQ6_K: check_wide<gpu::kQ6_K>(w); break;
-      case gpu::kMXFP8: check_wide<gpu::kMXFP8>(w); break;
-    }
-  }
+  for_formats({GgmlType::kF32, GgmlType::kF16, GgmlType::kBF16, GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ4_1,
+               GgmlType::kQ4_K, GgmlType::kQ6_K, GgmlType::kMXFP8_E4M3},
+              [&]<int T>(const Weights& w) {
+                ASSERT_EQ(reinterpret_cast<uintptr_t>(w.view.data) % gpu::Wide<T>::kAlign, 0u);
+                ASSERT_EQ(w.view.row_stride % gpu::Wide<T>::kAlign, 0u);
+                compare_units<T>(w, [](const uint8_t* row, int64_t k, float* v) { gpu::unit_load<T>(row, k, v); },
+                                 true);
+              });
 }
 
-// The factored units of the decode matmul: d * q + m equals dequant_at's
-// value (== on floats: a zero may change sign; NaN stays NaN).
-template <int T>
-void check_factored(const Weights& w) {
-  const auto* base = static_cast<const uint8_t*>(w.view.data);
-  int bad = 0;
-  for (int64_t r = 0; r < w.view.n_rows; ++r) {
-    for (int64_t k = 0; k < w.view.n_cols && bad < 5; k += 8) {
-      float a[8], q[8], d, m;
-      gpu::dequant_at<T>(base + r * w.view.row_stride, k, a);
-      gpu::unit_q<T>(base + r * w.view.row_stride, k, q, &d, &m);
-      for (int i = 0; i < 8; ++i) {
-        const float v = d * q[i] + m;
-        if (!(v == a[i] || (std::isnan(v) && std::isnan(a[i])))) {
-          ++bad;
-          ADD_FAILURE() << "row " << r << " element " << k + i << ": " << v << ", dequant_at " << a[i];
-        }
-      }
-    }
-  }
-}
-
+// The factored units of the decode matmul: d * q + m is dequant_at's value.
 TEST(GpuDequant, factored_units_match_dequant_at) {
-  const GgmlType formats[] = {GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ4_K,
-                              GgmlType::kMXFP8_E4M3};
-  for (GgmlType type : formats) {
-    Seeded s;
-    SCOPED_TRACE(s.trace() + " " + std::string(ggml_type_name(type)));
-    const int64_t k = traits(type).block_size == 256 ? 1024 : 608;
-    Weights w = make_weights(s, type, 24, k);
-    switch (static_cast<int>(type)) {
-      case gpu::kQ8_0: check_factored<gpu::kQ8_0>(w); break;
-      case gpu::kQ4_0: check_factored<gpu::kQ4_0>(w); break;
-      case gpu::kQ4_1: check_factored<gpu::kQ4_1>(w); break;
-      case gpu::kQ4_K: check_factored<gpu::kQ4_K>(w); break;
-      case gpu::kMXFP8: check_factored<gpu::kMXFP8>(w); break;
-    }
-  }
+  for_formats({GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ4_K, GgmlType::kMXFP8_E4M3},
+              [&]<int T>(const Weights& w) {
+                compare_units<T>(w,
+                                 [](const uint8_t* row, int64_t k, float* v) {
+                                   float q[8], d, m;
+                                   gpu::unit_q<T>(row, k, q, &d, &m);
+                                   for (int i = 0; i < 8; ++i) v[i] = d * q[i] + m;
+                                 },
+                                 false);
+              });
 }
 
 // Every E4M3 code under scales from the smallest to NaN (the edge cases the
