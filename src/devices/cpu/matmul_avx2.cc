@@ -75,16 +75,22 @@ inline __m256i bcast4(const int8_t* p) {
   return _mm256_set1_epi32(v);
 }
 
-// Sum over 4-element groups of u8 codes x s8 activations (no saturation for
-// codes <= 63: Q6_K's, the widest unsigned ones).
-inline __m256i dot4_u4(__m256i codes, __m256i a, __m256i ones) {
-  return _mm256_madd_epi16(_mm256_maddubs_epi16(codes, a), ones);
+// p[0] + ... + p[N-1] in int16 (the caller bounds every lane's sum).
+template <int N>
+inline __m256i sum_i16(const __m256i* p) {
+  __m256i s = p[0];
+  for (int i = 1; i < N; ++i) s = _mm256_add_epi16(s, p[i]);
+  return s;
 }
-// The same for signed int8 codes q (|q| <= 128) via the sign trick.
-inline __m256i dot4_s8(__m256i q, __m256i a, __m256i ones) {
-  return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(q), _mm256_sign_epi8(a, q)), ones);
+// The int32 sums of four pair-sum vectors, added in int16 D at a time.
+template <int D>
+inline __m256i sum_i32(const __m256i* p, __m256i ones) {
+  if constexpr (D >= 4) {
+    return _mm256_madd_epi16(sum_i16<4>(p), ones);
+  } else {
+    return _mm256_add_epi32(_mm256_madd_epi16(sum_i16<2>(p), ones), _mm256_madd_epi16(sum_i16<2>(p + 2), ones));
+  }
 }
-
 
 template <GgmlType F, int NT>
 void pk_tile_t(const uint8_t* grp, int64_t nb, const uint8_t* act, size_t as, const float* bias, float* out,
@@ -100,13 +106,17 @@ void pk_tile_t(const uint8_t* grp, int64_t nb, const uint8_t* act, size_t as, co
   auto u8x8 = [](const uint8_t* p) {
     return _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
   };
+  // Pair sums of vpmaddubsw that int16 holds exactly, added up (codes of
+  // 4 bits: 8; 5 bits: 4; Q6_K's 6 bits: 2; Q3_K / Q2_K: 8).
+  constexpr int kDepth = P::kQ6 ? 2 : P::kFifth ? 4 : 8;
+  constexpr bool kOneSum = !P::kQ8 && !P::kHalves && kDepth >= 8;  // is0 holds the block's sum
   for (int half = 0; half < 2; ++half) {  // rows 0-7, then 8-15
     __m256 acc[NT];
     for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; ++b) {
       const uint8_t* hdr = grp + (b / 8) * P::kSuper;  // super-block formats
       const uint8_t* rec = P::kHeader ? hdr + P::kHeader + (b % 8) * P::kRec : grp + b * P::kRec;
-      __m256i v[8];
+      __m256i v[8], sg[P::kQ8 ? 8 : 1];
       if constexpr (P::kQ8) {
         for (int j = 0; j < 8; ++j) v[j] = _mm256_xor_si256(load32(rec + 64 * j + 32 * half), flip);  // signed q
       } else if constexpr (P::kPlanes) {
@@ -175,16 +185,41 @@ void pk_tile_t(const uint8_t* grp, int64_t nb, const uint8_t* act, size_t as, co
         d = fp16x8(rec + P::kCodes + 16 * half);
         if constexpr (P::kMin) mn = fp16x8(rec + P::kCodes + 32 + 16 * half);
       }
+      if constexpr (P::kQ8) {
+        for (int j = 0; j < 8; ++j) {
+          sg[j] = v[j];
+          v[j] = _mm256_abs_epi8(v[j]);  // |q|, once per block for every token
+        }
+      }
       for (int t = 0; t < NT; ++t) {
         const uint8_t* a = act + t * as;
         const int8_t* ab = reinterpret_cast<const int8_t*>(a) + 32 * b;
         const float* da = reinterpret_cast<const float*>(a + k);
         const int32_t* c8 = reinterpret_cast<const int32_t*>(da + 2 * nb);  // then c128, c32h
-        __m256i is0 = _mm256_setzero_si256(), is1 = _mm256_setzero_si256();
-        for (int j = 0; j < 4; ++j) {
-          const __m256i a0 = bcast4(ab + 4 * j), a1 = bcast4(ab + 16 + 4 * j);
-          is0 = _mm256_add_epi32(is0, P::kQ8 ? dot4_s8(v[j], a0, ones) : dot4_u4(v[j], a0, ones));
-          is1 = _mm256_add_epi32(is1, P::kQ8 ? dot4_s8(v[j + 4], a1, ones) : dot4_u4(v[j + 4], a1, ones));
+        __m256i is0, is1;
+        if constexpr (P::kQ8) {
+          is0 = is1 = _mm256_setzero_si256();
+          for (int j = 0; j < 4; ++j) {
+            const __m256i a0 = bcast4(ab + 4 * j), a1 = bcast4(ab + 16 + 4 * j);
+            is0 = _mm256_add_epi32(is0, _mm256_madd_epi16(_mm256_maddubs_epi16(v[j], _mm256_sign_epi8(a0, sg[j])), ones));
+            is1 = _mm256_add_epi32(
+                is1, _mm256_madd_epi16(_mm256_maddubs_epi16(v[j + 4], _mm256_sign_epi8(a1, sg[j + 4])), ones));
+          }
+        } else {
+          // vpmaddubsw's pair sums (|pair| <= 2 * max code * 127) added in
+          // int16 kDepth at a time, then one vpmaddwd: exact, no saturation.
+          __m256i pr[8];
+          for (int j = 0; j < 4; ++j) {
+            pr[j] = _mm256_maddubs_epi16(v[j], bcast4(ab + 4 * j));
+            pr[j + 4] = _mm256_maddubs_epi16(v[j + 4], bcast4(ab + 16 + 4 * j));
+          }
+          if constexpr (kOneSum) {
+            is0 = _mm256_madd_epi16(sum_i16<8>(pr), ones);
+            is1 = _mm256_setzero_si256();
+          } else {
+            is0 = sum_i32<kDepth>(pr, ones);
+            is1 = sum_i32<kDepth>(pr + 4, ones);
+          }
         }
         if constexpr (P::kHalves) {
           const int32_t* c32h = c8 + 2 * nb;
@@ -204,7 +239,7 @@ void pk_tile_t(const uint8_t* grp, int64_t nb, const uint8_t* act, size_t as, co
           }
           continue;
         }
-        __m256i is = _mm256_add_epi32(is0, is1);
+        __m256i is = kOneSum ? is0 : _mm256_add_epi32(is0, is1);
         if constexpr (F == GgmlType::kQ4_0) {
           is = _mm256_sub_epi32(is, _mm256_set1_epi32(c8[b]));
         } else if constexpr (F == GgmlType::kQ5_0) {

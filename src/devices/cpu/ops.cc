@@ -83,10 +83,42 @@ __attribute__((target("avx2,f16c,fma"))) void f32_to_f16_x86(const float* src, u
   }
   for (; i < n; ++i) dst[i] = _cvtss_sh(src[i], _MM_FROUND_TO_NEAREST_INT);
 }
-__attribute__((target("avx2,f16c,fma"))) void dots_x86(const float* q, const float* k, int64_t nk, int64_t d,
-                                                        float scale, float* out) {
+#define SUANLI_AVX2_TARGET __attribute__((target("avx2,f16c,fma")))
+// Two keys' 16-lane partial sums (lanes 0-7 and 8-15 of key 0, then of key
+// 1) reduced by the portable tree, l += l+8, +4, +2, +1: lane 0 of the
+// result holds key 0's sum, lane 4 key 1's.
+SUANLI_AVX2_TARGET inline __m256 tree16_x2(__m256 lo0, __m256 hi0, __m256 lo1, __m256 hi1) {
+  const __m256 s0 = _mm256_add_ps(lo0, hi0), s1 = _mm256_add_ps(lo1, hi1);  // l += l+8
+  const __m256 t = _mm256_add_ps(_mm256_permute2f128_ps(s0, s1, 0x20), _mm256_permute2f128_ps(s0, s1, 0x31));  // +4
+  const __m256 x = _mm256_add_ps(t, _mm256_shuffle_ps(t, t, _MM_SHUFFLE(3, 2, 3, 2)));  // l += l+2
+  return _mm256_add_ps(x, _mm256_shuffle_ps(x, x, _MM_SHUFFLE(1, 1, 1, 1)));           // l += l+1
+}
+SUANLI_AVX2_TARGET void dots_x86(const float* q, const float* k, int64_t nk, int64_t d, float scale, float* out) {
   const int64_t d16 = d / 16 * 16;
-  for (int64_t r = 0; r < nk; ++r) {
+  int64_t r = 0;
+  // Four keys at a time, the sums reduced two keys per vector tree: the
+  // same operations per key as the one-key loop below.
+  if (d16 == d) {
+    const __m256 vs = _mm256_set1_ps(scale);
+    for (; r + 4 <= nk; r += 4) {
+      const float* kr = k + r * d;
+      __m256 lo[4], hi[4];
+      for (int j = 0; j < 4; ++j) lo[j] = hi[j] = _mm256_setzero_ps();
+      for (int64_t e = 0; e < d; e += 16) {
+        const __m256 q0 = _mm256_loadu_ps(q + e), q1 = _mm256_loadu_ps(q + e + 8);
+        for (int j = 0; j < 4; ++j) {
+          lo[j] = _mm256_fmadd_ps(q0, _mm256_loadu_ps(kr + j * d + e), lo[j]);
+          hi[j] = _mm256_fmadd_ps(q1, _mm256_loadu_ps(kr + j * d + e + 8), hi[j]);
+        }
+      }
+      const __m256 y01 = _mm256_mul_ps(tree16_x2(lo[0], hi[0], lo[1], hi[1]), vs);
+      const __m256 y23 = _mm256_mul_ps(tree16_x2(lo[2], hi[2], lo[3], hi[3]), vs);
+      // lanes 0 and 4 of each: keys 0, 1 and 2, 3.
+      const __m256 y = _mm256_shuffle_ps(y01, y23, _MM_SHUFFLE(0, 0, 0, 0));  // k0 k0 k2 k2 | k1 k1 k3 k3
+      _mm_storeu_ps(out + r, _mm256_castps256_ps128(_mm256_permutevar8x32_ps(y, _mm256_setr_epi32(0, 4, 2, 6, 0, 0, 0, 0))));
+    }
+  }
+  for (; r < nk; ++r) {
     const float* kr = k + r * d;
     __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
     for (int64_t e = 0; e < d16; e += 16) {
@@ -103,8 +135,34 @@ __attribute__((target("avx2,f16c,fma"))) void dots_x86(const float* q, const flo
     out[r] = part[0] * scale;
   }
 }
-__attribute__((target("avx2,f16c,fma"))) void accumulate_x86(const float* p, const float* v, int64_t nk, int64_t d,
-                                                              float* acc) {
+// acc[e] = fma(p[r], v[r][e], acc[e]) in key order, NV x 8 elements held in
+// registers over all keys.
+template <int NV>
+SUANLI_AVX2_TARGET inline void accumulate_regs_x86(const float* p, const float* v, int64_t nk, int64_t d, float* acc) {
+  __m256 a[NV];
+  for (int c = 0; c < NV; ++c) a[c] = _mm256_loadu_ps(acc + 8 * c);
+  for (int64_t r = 0; r < nk; ++r) {
+    const __m256 pr = _mm256_set1_ps(p[r]);
+    for (int c = 0; c < NV; ++c) a[c] = _mm256_fmadd_ps(pr, _mm256_loadu_ps(v + r * d + 8 * c), a[c]);
+  }
+  for (int c = 0; c < NV; ++c) _mm256_storeu_ps(acc + 8 * c, a[c]);
+}
+SUANLI_AVX2_TARGET void accumulate_x86(const float* p, const float* v, int64_t nk, int64_t d, float* acc) {
+  if (d % 8 == 0) {
+    for (int64_t c0 = 0; c0 < d; c0 += 64) {  // each element on its own: the same bits in any split
+      switch (std::min<int64_t>(8, (d - c0) / 8)) {
+        case 1: accumulate_regs_x86<1>(p, v + c0, nk, d, acc + c0); break;
+        case 2: accumulate_regs_x86<2>(p, v + c0, nk, d, acc + c0); break;
+        case 3: accumulate_regs_x86<3>(p, v + c0, nk, d, acc + c0); break;
+        case 4: accumulate_regs_x86<4>(p, v + c0, nk, d, acc + c0); break;
+        case 5: accumulate_regs_x86<5>(p, v + c0, nk, d, acc + c0); break;
+        case 6: accumulate_regs_x86<6>(p, v + c0, nk, d, acc + c0); break;
+        case 7: accumulate_regs_x86<7>(p, v + c0, nk, d, acc + c0); break;
+        default: accumulate_regs_x86<8>(p, v + c0, nk, d, acc + c0); break;
+      }
+    }
+    return;
+  }
   const int64_t d8 = d / 8 * 8;
   for (int64_t r = 0; r < nk; ++r) {
     const __m256 pr = _mm256_set1_ps(p[r]);
@@ -113,6 +171,71 @@ __attribute__((target("avx2,f16c,fma"))) void accumulate_x86(const float* p, con
       _mm256_storeu_ps(acc + e, _mm256_fmadd_ps(pr, _mm256_loadu_ps(vr + e), _mm256_loadu_ps(acc + e)));
     }
     for (int64_t e = d8; e < d; ++e) acc[e] = std::fma(p[r], vr[e], acc[e]);
+  }
+}
+// exp(x) for every x: x = n ln2 + r, |r| <= ln2/2, exp(r) by the AVX-512
+// set's degree-6 polynomial, times 2^n built in the exponent bits (the
+// same value as its scalef); below -87.3 the result is 0, above 88.7 inf.
+SUANLI_AVX2_TARGET inline __m256 exp8(__m256 x) {
+  const __m256 lo = _mm256_set1_ps(-87.3f), hi = _mm256_set1_ps(88.7f);
+  const __m256 xc = _mm256_min_ps(_mm256_max_ps(x, lo), hi);
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(xc, _mm256_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), xc);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+  p = _mm256_fmadd_ps(_mm256_mul_ps(p, r), r, _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+  // n in [-126, 128]: 2^n as float bits (n = 128 gives inf, as it should).
+  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  __m256 y = _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+  y = _mm256_and_ps(y, _mm256_cmp_ps(x, lo, _CMP_GE_OQ));                       // 0 below, and for NaN
+  return _mm256_blendv_ps(y, _mm256_set1_ps(INFINITY), _mm256_cmp_ps(x, hi, _CMP_GT_OQ));
+}
+// Sum: 8 lane partial sums (lane = i mod 8, in order), then l += l+4, +2, +1.
+SUANLI_AVX2_TARGET float softmax_exp_avx2(float* sc, int64_t n, float m) {
+  const __m256 vm = _mm256_set1_ps(m);
+  __m256 sum = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(sc + i), vm));
+    _mm256_storeu_ps(sc + i, e);
+    sum = _mm256_add_ps(sum, e);
+  }
+  alignas(32) float part[8];
+  _mm256_store_ps(part, sum);
+  if (i < n) {
+    alignas(32) float tail[8] = {};
+    for (int64_t j = i; j < n; ++j) tail[j - i] = sc[j] - m;
+    _mm256_store_ps(tail, exp8(_mm256_load_ps(tail)));
+    for (int64_t j = i; j < n; ++j) {
+      sc[j] = tail[j - i];
+      part[j - i] += tail[j - i];
+    }
+  }
+  for (int w = 4; w > 0; w /= 2) {
+    for (int l = 0; l < w; ++l) part[l] += part[l + w];
+  }
+  return part[0];
+}
+// out = silu(gate) * up = gate / (1 + exp(-gate)) * up, 8 at a time.
+SUANLI_AVX2_TARGET inline __m256 swiglu8(__m256 g, __m256 u) {
+  const __m256 e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), g));
+  return _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(_mm256_set1_ps(1.0f), e)), u);
+}
+SUANLI_AVX2_TARGET void swiglu_avx2(const float* gate, const float* up, int64_t n, float* out) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, swiglu8(_mm256_loadu_ps(gate + i), _mm256_loadu_ps(up + i)));
+  if (i < n) {
+    alignas(32) float g[8] = {}, u[8] = {}, o[8];
+    std::copy(gate + i, gate + n, g);
+    std::copy(up + i, up + n, u);
+    _mm256_store_ps(o, swiglu8(_mm256_load_ps(g), _mm256_load_ps(u)));
+    std::copy(o, o + (n - i), out + i);
   }
 }
 
@@ -340,8 +463,8 @@ const RowKernels& row_kernels() {
   static const std::optional<RowKernels> x86 = []() -> std::optional<RowKernels> {
     __builtin_cpu_init();
     if (!__builtin_cpu_supports("avx2") || !cpu_has_f16c() || !__builtin_cpu_supports("fma")) return std::nullopt;
-    RowKernels k{f16_to_f32_x86, f32_to_f16_x86, dots_x86,       accumulate_x86,
-                 nullptr,        nullptr,        softmax_exp_portable, swiglu_portable};
+    RowKernels k{f16_to_f32_x86, f32_to_f16_x86, dots_x86,          accumulate_x86,
+                 nullptr,        nullptr,        softmax_exp_avx2, swiglu_avx2};
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw")) {
       k.dots_f16 = dots_f16_avx512;
