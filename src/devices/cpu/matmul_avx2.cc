@@ -1,8 +1,9 @@
 // matmul kernels for x86-64 with AVX2 + FMA + F16C (Haswell / Zen 1 and
 // later), for CPUs without AVX-512 VNNI: the packed rows16 layout
-// (matmul_packed.h), every format it has. The GGUF-row kernels for the
-// other formats are not written for AVX2; those fall back to the portable
-// ones (matmul.cc fills null members).
+// (matmul_packed.h), every format it has, and the float formats' rows (F32,
+// F16, BF16). The integer GGUF-row kernels (formats or shapes the packed
+// layout does not take) and MXFP8's conversion are not written for AVX2;
+// those fall back to the portable ones (matmul.cc fills null members).
 //
 // A 64-byte record vector is taken as two halves: rows 0-7 and rows 8-15.
 // vpdpbusd's 4-element sums become vpmaddubsw + vpmaddwd: exact for codes
@@ -19,6 +20,7 @@
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstring>
 
 namespace suanli::cpu::mm {
@@ -257,6 +259,107 @@ void pk_tile_t(const uint8_t* grp, int64_t nb, const uint8_t* act, size_t as, co
   }
 }
 
+// Float formats (F32 / F16 / BF16; MXFP8 converts through the portable
+// float_row). A dot product keeps 16 lanes in two vectors (lane l: elements
+// k = l mod 16, one FMA each, in order), then the tree l += l+8, +4, +2, +1:
+// the AVX-512 set's arithmetic, so both give the same bits. The tile path
+// (prefill) and the fused path (decode: raw rows converted in registers,
+// row after row in address order) share the loop below.
+struct SrcF32 {
+  static __m256 at(const uint8_t* row, int64_t k) { return _mm256_loadu_ps(reinterpret_cast<const float*>(row) + k); }
+};
+struct SrcF16 {
+  static __m256 at(const uint8_t* row, int64_t k) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 2 * k)));
+  }
+};
+struct SrcBF16 {
+  static __m256 at(const uint8_t* row, int64_t k) {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 2 * k));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+  }
+};
+inline float tree16(__m256 lo, __m256 hi) {
+  const __m256 s = _mm256_add_ps(lo, hi);                                              // l += l+8
+  __m128 q = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));     // l += l+4
+  q = _mm_add_ps(q, _mm_movehl_ps(q, q));                                              // l += l+2
+  return _mm_cvtss_f32(_mm_add_ss(q, _mm_movehdup_ps(q)));                             // l += l+1
+}
+// out[c * ldo] = row . a[c] (+ bias) for c < C; a rows kf floats apart.
+template <typename L, int C>
+inline void float_dots(const uint8_t* row, const float* a, int64_t kf, const float* bias, float* out, int64_t ldo) {
+  __m256 lo[C], hi[C];
+  for (int c = 0; c < C; ++c) lo[c] = hi[c] = _mm256_setzero_ps();
+  for (int64_t k = 0; k < kf; k += 16) {
+    const __m256 w0 = L::at(row, k), w1 = L::at(row, k + 8);
+    for (int c = 0; c < C; ++c) {
+      lo[c] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(a + c * kf + k), lo[c]);
+      hi[c] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(a + c * kf + k + 8), hi[c]);
+    }
+  }
+  for (int c = 0; c < C; ++c) {
+    const float v = tree16(lo[c], hi[c]);
+    out[c * ldo] = bias ? v + *bias : v;
+  }
+}
+template <typename L>
+void float_rows(const uint8_t* w, size_t stride, int n_rows, const float* a, int n_tok, int64_t kf, const float* bias,
+                float* out, int64_t ldo) {
+  for (int r = 0; r < n_rows; ++r) {
+    const uint8_t* row = w + r * stride;
+    const float* b = bias ? bias + r : nullptr;
+    for (int c0 = 0; c0 < n_tok; c0 += 4) {
+      const float* ac = a + c0 * kf;
+      float* o = out + c0 * ldo + r;
+      switch (std::min(4, n_tok - c0)) {
+        case 1: float_dots<L, 1>(row, ac, kf, b, o, ldo); break;
+        case 2: float_dots<L, 2>(row, ac, kf, b, o, ldo); break;
+        case 3: float_dots<L, 3>(row, ac, kf, b, o, ldo); break;
+        default: float_dots<L, 4>(row, ac, kf, b, o, ldo); break;
+      }
+    }
+  }
+}
+void float_tile(const float* w, int n_rows, const float* a, int n_tok, const Geometry& g, const float* bias,
+                float* out, int64_t ldo) {
+  float_rows<SrcF32>(reinterpret_cast<const uint8_t*>(w), g.kf * sizeof(float), n_rows, a, n_tok, g.kf, bias, out,
+                     ldo);
+}
+bool fused_float_tile(GgmlType type, const uint8_t* w, size_t stride, int n_rows, const float* a, int n_tok,
+                      const Geometry& g, const float* bias, float* out, int64_t ldo) {
+  if (g.k != g.kf) return false;  // rows with a padded tail go through float_row
+  switch (type) {
+    case GgmlType::kF32: float_rows<SrcF32>(w, stride, n_rows, a, n_tok, g.kf, bias, out, ldo); return true;
+    case GgmlType::kF16: float_rows<SrcF16>(w, stride, n_rows, a, n_tok, g.kf, bias, out, ldo); return true;
+    case GgmlType::kBF16: float_rows<SrcBF16>(w, stride, n_rows, a, n_tok, g.kf, bias, out, ldo); return true;
+    default: return false;
+  }
+}
+bool float_row(GgmlType type, const uint8_t* src, const Geometry& g, float* dst) {
+  const int64_t k = g.k;
+  int64_t i = 0;
+  switch (type) {
+    case GgmlType::kF32:
+      std::memcpy(dst, src, k * sizeof(float));
+      i = k;
+      break;
+    case GgmlType::kF16:
+      for (; i + 8 <= k; i += 8) _mm256_storeu_ps(dst + i, SrcF16::at(src, i));
+      for (; i < k; ++i) dst[i] = _cvtsh_ss(reinterpret_cast<const uint16_t*>(src)[i]);
+      break;
+    case GgmlType::kBF16:
+      for (; i + 8 <= k; i += 8) _mm256_storeu_ps(dst + i, SrcBF16::at(src, i));
+      for (; i < k; ++i) {
+        const uint32_t bits = static_cast<uint32_t>(reinterpret_cast<const uint16_t*>(src)[i]) << 16;
+        std::memcpy(dst + i, &bits, 4);
+      }
+      break;
+    default: return false;
+  }
+  for (; i < g.kf; ++i) dst[i] = 0.0f;
+  return true;
+}
+
 using PkFn = void (*)(const uint8_t*, int64_t, const uint8_t*, size_t, const float*, float*, int64_t);
 template <GgmlType F>
 constexpr PkFn kPk[kPkTokens] = {pk_tile_t<F, 1>, pk_tile_t<F, 2>, pk_tile_t<F, 3>, pk_tile_t<F, 4>,
@@ -283,6 +386,9 @@ void pk_tile(GgmlType type, const uint8_t* grp, int64_t nb, const uint8_t* act, 
 KernelTable make_table() {
   KernelTable t;
   t.name = "avx2";
+  t.float_row = float_row;
+  t.float_tile = float_tile;
+  t.fused_float_tile = fused_float_tile;
   t.pk_quantize_act = pk_quantize_act;
   t.pk_tile = pk_tile;
   return t;
