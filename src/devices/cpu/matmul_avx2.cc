@@ -1,9 +1,9 @@
 // matmul kernels for x86-64 with AVX2 + FMA + F16C (Haswell / Zen 1 and
 // later), for CPUs without AVX-512 VNNI: the packed rows16 layout
 // (matmul_packed.h), every format it has, and the float formats' rows (F32,
-// F16, BF16). The integer GGUF-row kernels (formats or shapes the packed
-// layout does not take) and MXFP8's conversion are not written for AVX2;
-// those fall back to the portable ones (matmul.cc fills null members).
+// F16, BF16, MXFP8_E4M3). The integer GGUF-row kernels (formats or shapes
+// the packed layout does not take) are not written for AVX2; those fall
+// back to the portable ones (matmul.cc fills null members).
 //
 // A 64-byte record vector is taken as two halves: rows 0-7 and rows 8-15.
 // vpdpbusd's 4-element sums become vpmaddubsw + vpmaddwd: exact for codes
@@ -22,6 +22,9 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
+
+#include "core/quant/fp8.h"
 
 namespace suanli::cpu::mm {
 namespace {
@@ -259,8 +262,7 @@ void pk_tile_t(const uint8_t* grp, int64_t nb, const uint8_t* act, size_t as, co
   }
 }
 
-// Float formats (F32 / F16 / BF16; MXFP8 converts through the portable
-// float_row). A dot product keeps 16 lanes in two vectors (lane l: elements
+// Float formats (F32 / F16 / BF16 / MXFP8_E4M3). A dot product keeps 16 lanes in two vectors (lane l: elements
 // k = l mod 16, one FMA each, in order), then the tree l += l+8, +4, +2, +1:
 // the AVX-512 set's arithmetic, so both give the same bits. The tile path
 // (prefill) and the fused path (decode: raw rows converted in registers,
@@ -277,6 +279,29 @@ struct SrcBF16 {
   static __m256 at(const uint8_t* row, int64_t k) {
     const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 2 * k));
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+  }
+};
+// 8 E4M3 codes times a block scale, as the AVX-512 set's mxfp8x16: normal
+// codes rebase their exponent by an integer add, subnormal ones are
+// mantissa * 2^-9 from an integer convert (no subnormal float operand),
+// 0x7f is NaN, the sign is ORed in, then one multiply by the scale.
+inline __m256 mxfp8x8(const uint8_t* codes, float scale) {
+  const __m256i magnitude_mask = _mm256_set1_epi32(0x7f);
+  const __m256i b = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(codes)));
+  const __m256i m = _mm256_and_si256(b, magnitude_mask);
+  const __m256 normal = _mm256_castsi256_ps(_mm256_add_epi32(_mm256_slli_epi32(m, 20), _mm256_set1_epi32(120 << 23)));
+  const __m256 sub = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_and_si256(m, _mm256_set1_epi32(7))), _mm256_set1_ps(0x1p-9f));
+  __m256 v = _mm256_blendv_ps(normal, sub, _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(8), m)));
+  v = _mm256_blendv_ps(v, _mm256_set1_ps(std::numeric_limits<float>::quiet_NaN()),
+                       _mm256_castsi256_ps(_mm256_cmpeq_epi32(m, magnitude_mask)));
+  const __m256i sign = _mm256_slli_epi32(_mm256_andnot_si256(magnitude_mask, b), 24);
+  v = _mm256_castsi256_ps(_mm256_or_si256(_mm256_castps_si256(v), sign));
+  return _mm256_mul_ps(v, _mm256_set1_ps(scale));
+}
+struct SrcMXFP8 {
+  static __m256 at(const uint8_t* row, int64_t k) {
+    const uint8_t* block = row + k / 32 * 33;
+    return mxfp8x8(block + 1 + k % 32, quant::e8m0_to_fp32(block[0]));
   }
 };
 inline float tree16(__m256 lo, __m256 hi) {
@@ -332,6 +357,7 @@ bool fused_float_tile(GgmlType type, const uint8_t* w, size_t stride, int n_rows
     case GgmlType::kF32: float_rows<SrcF32>(w, stride, n_rows, a, n_tok, g.kf, bias, out, ldo); return true;
     case GgmlType::kF16: float_rows<SrcF16>(w, stride, n_rows, a, n_tok, g.kf, bias, out, ldo); return true;
     case GgmlType::kBF16: float_rows<SrcBF16>(w, stride, n_rows, a, n_tok, g.kf, bias, out, ldo); return true;
+    case GgmlType::kMXFP8_E4M3: float_rows<SrcMXFP8>(w, stride, n_rows, a, n_tok, g.kf, bias, out, ldo); return true;
     default: return false;
   }
 }
@@ -353,6 +379,9 @@ bool float_row(GgmlType type, const uint8_t* src, const Geometry& g, float* dst)
         const uint32_t bits = static_cast<uint32_t>(reinterpret_cast<const uint16_t*>(src)[i]) << 16;
         std::memcpy(dst + i, &bits, 4);
       }
+      break;
+    case GgmlType::kMXFP8_E4M3:  // k % 32 == 0
+      for (; i < k; i += 8) _mm256_storeu_ps(dst + i, SrcMXFP8::at(src, i));
       break;
     default: return false;
   }
