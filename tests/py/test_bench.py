@@ -2,7 +2,9 @@
 context depth (-d), and clear errors for bad arguments. Speeds are not
 checked here (benchmarks are recorded under bench/results)."""
 import json
+import os
 import subprocess
+from pathlib import Path
 
 
 def run(suanli_bin, default_model, *args):
@@ -55,3 +57,14 @@ def test_rejects_bad_arguments(suanli_bin, default_model):
         r = run(suanli_bin, default_model, *args)
         assert r.returncode == 1, r.stdout
         assert msg in r.stderr
+
+
+def test_ab_script_needs_both_builds():
+    """bench/ab.sh alternates two builds; without them it stops at once."""
+    script = Path(__file__).resolve().parents[2] / "bench" / "ab.sh"
+    env = {k: v for k, v in os.environ.items() if k not in ("OLD", "NEW")}
+    r = subprocess.run([str(script)], capture_output=True, text=True, timeout=60, env=env)
+    assert r.returncode != 0 and "set OLD" in r.stderr, r.stderr
+    env["OLD"] = "/bin/true"
+    r = subprocess.run([str(script)], capture_output=True, text=True, timeout=60, env=env)
+    assert r.returncode != 0 and "set NEW" in r.stderr, r.stderr
