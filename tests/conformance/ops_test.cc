@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <numeric>
 #include <random>
 
@@ -17,6 +18,7 @@
 #include "cross/row_kernels_compare.h"
 #include "devices/cpu/matmul_kernels.h"
 #include "devices/cpu/reference.h"
+#include "devices/cpu/row_kernels.h"
 
 namespace suanli::conformance {
 namespace {
@@ -62,6 +64,43 @@ TEST(Ops, row_kernels_of_every_kernel_set_and_highway_target) {
     EXPECT_TRUE(r.difference.empty()) << "Highway target " << t << ": " << r.difference;
   }
   cpu::mm::hwy_force_target("");
+}
+
+// The AVX2 row kernels by themselves (on AVX-512 CPUs row_kernels() swaps
+// in AVX-512 softmax and SwiGLU, so the kernel-set loop above never reaches
+// these there), and their exponential at the ends of float's range: exp
+// underflows to 0 below -87.3, stays finite up to ln(FLT_MAX) = 88.72, and is
+// inf above; SwiGLU's gate there gives -0 or a tiny product, never NaN.
+TEST(Ops, avx2_row_kernels_against_float64_and_at_the_ends_of_exp) {
+  const cpu::RowKernels* k = cpu::avx2_row_kernels();
+  if (k == nullptr) GTEST_SKIP() << "no AVX2 + FMA + F16C";
+  const uint64_t seed = std::random_device{}();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  const cpu::RowComparison r = cpu::check_row_kernels(*k, seed);
+  EXPECT_TRUE(r.difference.empty()) << r.difference;
+  const std::vector<float> gates = {-1000.0f, -100.0f, -88.72f, -88.5f, -88.4f, -87.5f, -87.0f, -20.0f, -1.0f,
+                                    -0.0f,    0.0f,    1e-30f,  1.0f,   20.0f,  88.5f,  100.0f};
+  std::vector<float> up(gates.size(), 3.0f), out(gates.size());
+  k->swiglu(gates.data(), up.data(), static_cast<int64_t>(gates.size()), out.data());
+  for (size_t i = 0; i < gates.size(); ++i) {
+    const double g = gates[i];
+    const double want = g / (1.0 + std::exp(-g)) * 3.0;
+    ASSERT_FALSE(std::isnan(out[i])) << "gate " << gates[i];
+    EXPECT_NEAR(out[i], want, 1e-6 * std::fabs(want) + 1e-37) << "gate " << gates[i];
+  }
+  // softmax_exp: exp(x - m) for x - m from -200 to 0, plus -inf (a masked
+  // score) and a tail that is not a multiple of the vector width.
+  std::vector<float> sc = {0.0f, -1.0f, -10.0f, -87.0f, -87.2f, -87.4f, -88.0f, -100.0f, -200.0f, -INFINITY, -0.5f};
+  std::vector<double> want(sc.size());
+  double sum = 0;
+  for (size_t i = 0; i < sc.size(); ++i) sum += want[i] = std::exp(static_cast<double>(sc[i]));
+  const float got_sum = k->softmax_exp(sc.data(), static_cast<int64_t>(sc.size()), 0.0f);
+  EXPECT_NEAR(got_sum, sum, 1e-6 * sum);
+  for (size_t i = 0; i < sc.size(); ++i) {
+    // Below -87.3 the kernels flush to 0 (float's normal range ends at
+    // exp(-87.34)); above it the relative error is a few ulp.
+    EXPECT_NEAR(sc[i], want[i], want[i] < 1e-37 ? 1.2e-38 : 1e-6 * want[i]) << i;
+  }
 }
 
 TEST(Ops, add_is_exact_and_may_alias) {

@@ -371,12 +371,18 @@ bool float_row(GgmlType type, const uint8_t* src, const Geometry& g, float* dst)
       break;
     case GgmlType::kF16:
       for (; i + 8 <= k; i += 8) _mm256_storeu_ps(dst + i, SrcF16::at(src, i));
-      for (; i < k; ++i) dst[i] = _cvtsh_ss(reinterpret_cast<const uint16_t*>(src)[i]);
+      for (; i < k; ++i) {
+        uint16_t h;
+        std::memcpy(&h, src + 2 * i, sizeof h);
+        dst[i] = _cvtsh_ss(h);
+      }
       break;
     case GgmlType::kBF16:
       for (; i + 8 <= k; i += 8) _mm256_storeu_ps(dst + i, SrcBF16::at(src, i));
       for (; i < k; ++i) {
-        const uint32_t bits = static_cast<uint32_t>(reinterpret_cast<const uint16_t*>(src)[i]) << 16;
+        uint16_t h;
+        std::memcpy(&h, src + 2 * i, sizeof h);
+        const uint32_t bits = static_cast<uint32_t>(h) << 16;
         std::memcpy(dst + i, &bits, 4);
       }
       break;

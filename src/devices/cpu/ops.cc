@@ -173,11 +173,17 @@ SUANLI_AVX2_TARGET void accumulate_x86(const float* p, const float* v, int64_t n
     for (int64_t e = d8; e < d; ++e) acc[e] = std::fma(p[r], vr[e], acc[e]);
   }
 }
+// 2^m as floats, for m in [-126, 127].
+SUANLI_AVX2_TARGET inline __m256 pow2_8(__m256i m) {
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(m, _mm256_set1_epi32(127)), 23));
+}
 // exp(x) for every x: x = n ln2 + r, |r| <= ln2/2, exp(r) by the AVX-512
-// set's degree-6 polynomial, times 2^n built in the exponent bits (the
-// same value as its scalef); below -87.3 the result is 0, above 88.7 inf.
+// set's degree-6 polynomial, times 2^n in two exact steps (the value of its
+// scalef); below -87.3 the result is 0 (NaN too, as in the AVX-512 set),
+// above ln(FLT_MAX) inf.
 SUANLI_AVX2_TARGET inline __m256 exp8(__m256 x) {
-  const __m256 lo = _mm256_set1_ps(-87.3f), hi = _mm256_set1_ps(88.7f);
+  // hi: ln(FLT_MAX), the largest x whose exp is finite.
+  const __m256 lo = _mm256_set1_ps(-87.3f), hi = _mm256_set1_ps(88.72283935546875f);
   const __m256 xc = _mm256_min_ps(_mm256_max_ps(x, lo), hi);
   const __m256 n = _mm256_round_ps(_mm256_mul_ps(xc, _mm256_set1_ps(1.44269504088896341f)),
                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
@@ -190,9 +196,12 @@ SUANLI_AVX2_TARGET inline __m256 exp8(__m256 x) {
   p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
   p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
   p = _mm256_fmadd_ps(_mm256_mul_ps(p, r), r, _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-  // n in [-126, 128]: 2^n as float bits (n = 128 gives inf, as it should).
-  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-  __m256 y = _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+  // n in [-126, 128]: times 2^n1 then 2^n2 (n1 = floor(n / 2), both normal
+  // powers of two): the first product is exact, the second rounds once, as
+  // scalef does (a finite result up to x = 88.72, inf past FLT_MAX).
+  const __m256i ni = _mm256_cvtps_epi32(n);
+  const __m256i n1 = _mm256_srai_epi32(ni, 1), n2 = _mm256_sub_epi32(ni, n1);
+  __m256 y = _mm256_mul_ps(_mm256_mul_ps(p, pow2_8(n1)), pow2_8(n2));
   y = _mm256_and_ps(y, _mm256_cmp_ps(x, lo, _CMP_GE_OQ));                       // 0 below, and for NaN
   return _mm256_blendv_ps(y, _mm256_set1_ps(INFINITY), _mm256_cmp_ps(x, hi, _CMP_GT_OQ));
 }
@@ -453,6 +462,20 @@ SUANLI_AVX512_TARGET void accumulate_f16_avx512(const float* p, int64_t ldp, int
 
 }  // namespace
 
+const RowKernels* avx2_row_kernels() {
+#if defined(__x86_64__)
+  static const std::optional<RowKernels> k = []() -> std::optional<RowKernels> {
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("avx2") || !cpu_has_f16c() || !__builtin_cpu_supports("fma")) return std::nullopt;
+    return RowKernels{f16_to_f32_x86, f32_to_f16_x86, dots_x86,          accumulate_x86,
+                      nullptr,        nullptr,        softmax_exp_avx2, swiglu_avx2};
+  }();
+  return k ? &*k : nullptr;
+#else
+  return nullptr;
+#endif
+}
+
 const RowKernels& row_kernels() {
   static const RowKernels portable{f16_to_f32_portable, f32_to_f16_portable, dots_portable,   accumulate_portable,
                                    nullptr,             nullptr,             softmax_exp_portable, swiglu_portable};
@@ -461,10 +484,9 @@ const RowKernels& row_kernels() {
   if (isa == "portable") return portable;
 #if defined(__x86_64__)
   static const std::optional<RowKernels> x86 = []() -> std::optional<RowKernels> {
-    __builtin_cpu_init();
-    if (!__builtin_cpu_supports("avx2") || !cpu_has_f16c() || !__builtin_cpu_supports("fma")) return std::nullopt;
-    RowKernels k{f16_to_f32_x86, f32_to_f16_x86, dots_x86,          accumulate_x86,
-                 nullptr,        nullptr,        softmax_exp_avx2, swiglu_avx2};
+    const RowKernels* avx2 = avx2_row_kernels();
+    if (avx2 == nullptr) return std::nullopt;
+    RowKernels k = *avx2;
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw")) {
       k.dots_f16 = dots_f16_avx512;

@@ -137,15 +137,15 @@ __attribute__((target("avx2,fma"))) int64_t fma256_loop(int64_t iters, float* si
 #endif
 
 int64_t scalar_int8_loop(int64_t iters, int32_t* sink) {
-  int32_t acc[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+  uint32_t acc[8] = {1, 2, 3, 4, 5, 6, 7, 8};  // unsigned: wraps, no overflow
   volatile int8_t va = 3, vb = 5;
-  int32_t a = va;
-  const int32_t b = vb;
+  uint32_t a = static_cast<uint32_t>(va);
+  const uint32_t b = static_cast<uint32_t>(vb);
   for (int64_t it = 0; it < iters; ++it) {
     __asm__ volatile("" : "+r"(a));  // products made every iteration, not hoisted
     for (int i = 0; i < 8; ++i) acc[i] += a * (b + i);
   }
-  *sink = acc[0] + acc[7];
+  *sink = static_cast<int32_t>(acc[0] + acc[7]);
   return iters * 8;
 }
 

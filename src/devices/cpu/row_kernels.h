@@ -36,6 +36,11 @@ struct RowKernels {
 // "hwy" name theirs; the x86 sets get the best x86 row kernels this CPU runs.
 const RowKernels& row_kernels();
 
+// The AVX2 set alone (F16C + FMA; null on CPUs without them or off x86):
+// row_kernels() replaces some of its members with AVX-512 ones where the CPU
+// has AVX-512, so tests check this one directly.
+const RowKernels* avx2_row_kernels();
+
 // The Highway set (ops_hwy.cc), dispatched to the best target at run time.
 // Its f32_to_f16 is the given portable one (Highway 1.0.3's emulated
 // demotion does not round as IEEE does on every target).
