@@ -1,5 +1,6 @@
 #include "cross/row_kernels_compare.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -60,7 +61,7 @@ RowComparison check_row_kernels(const RowKernels& k, uint64_t seed) {
 
   // Dots and accumulate, float rows and F16 rows.
   for (int64_t d : {16, 64, 80, 128}) {
-    for (int64_t nk : {1, 5, 33}) {
+    for (int64_t nk : {1, 5, 33, 70}) {
       std::vector<float> q(d), kk(nk * d), p(nk);
       fill(q, 1.0f);
       fill(kk, 1.0f);
@@ -93,30 +94,39 @@ RowComparison check_row_kernels(const RowKernels& k, uint64_t seed) {
         if (std::fabs(acc[e] - want_acc[e]) > 1e-5 * mag) fail(where("accumulate", d, e, acc[e], want_acc[e]));
       }
       if (k.dots_f16 && k.accumulate_f16 && d % 16 == 0) {
-        // Two queries seeing nk and nk - 1 keys (rows by pointer, reversed
-        // order in memory to show pointers are followed).
+        // Seven queries (groups of four and three in the AVX2 set) seeing
+        // nk, nk - 1 or nk - 2 keys (rows by pointer, reversed order in
+        // memory to show pointers are followed), bit for bit against the
+        // float-row kernels over the converted rows.
+        constexpr int kQ = 7;
         std::vector<const uint16_t*> rows(nk);
-        for (int64_t j = 0; j < nk; ++j) rows[j] = kh.data() + j * d;
-        std::vector<float> q2(d);
-        fill(q2, 1.0f);
-        const float* qs[2] = {q.data(), q2.data()};
-        const int64_t lim[2] = {nk, nk - 1};
-        std::vector<float> out(2 * nk, -1.0f), ref2(nk);
-        k.dots_f16(qs, 2, rows.data(), lim, d, 0.125f, out.data(), nk);
-        k.dots(q2.data(), kk.data(), nk - 1, d, 0.125f, ref2.data());
-        if (std::memcmp(out.data(), got.data(), nk * sizeof(float)) != 0) fail(where("dots_f16 vs dots", d, 0, out[0], got[0]));
-        if (nk > 1 && std::memcmp(out.data() + nk, ref2.data(), (nk - 1) * sizeof(float)) != 0) {
-          fail(where("dots_f16 vs dots, query 1", d, 0, out[nk], ref2[0]));
+        for (int64_t j = 0; j < nk; ++j) rows[j] = kh.data() + (nk - 1 - j) * d;
+        std::vector<float> krev(nk * d);
+        for (int64_t j = 0; j < nk; ++j) std::copy(kk.begin() + (nk - 1 - j) * d, kk.begin() + (nk - j) * d, krev.begin() + j * d);
+        std::vector<std::vector<float>> qv(kQ, std::vector<float>(d));
+        const float* qs[kQ];
+        int64_t lim[kQ];
+        for (int i = 0; i < kQ; ++i) {
+          fill(qv[i], 1.0f);
+          qs[i] = qv[i].data();
+          lim[i] = std::max<int64_t>(0, nk - (i * 5 % 3));
         }
-        std::vector<float> p2(2 * nk);
+        std::vector<float> out(kQ * nk, -1.0f), ref(nk);
+        k.dots_f16(qs, kQ, rows.data(), lim, d, 0.125f, out.data(), nk);
+        std::vector<float> p2(kQ * nk);
         fill(p2, 0.5f);
-        std::vector<float> a2(2 * d, 0.25f), r0(d, 0.25f), r1(d, 0.25f);
-        k.accumulate_f16(p2.data(), nk, 2, rows.data(), lim, d, a2.data());
-        k.accumulate(p2.data(), kk.data(), nk, d, r0.data());
-        k.accumulate(p2.data() + nk, kk.data(), nk - 1, d, r1.data());
-        if (std::memcmp(a2.data(), r0.data(), d * sizeof(float)) != 0 ||
-            std::memcmp(a2.data() + d, r1.data(), d * sizeof(float)) != 0) {
-          fail(where("accumulate_f16 vs accumulate", d, nk, a2[0], r0[0]));
+        std::vector<float> a2(kQ * d, 0.25f);
+        k.accumulate_f16(p2.data(), nk, kQ, rows.data(), lim, d, a2.data());
+        for (int i = 0; i < kQ; ++i) {
+          k.dots(qs[i], krev.data(), lim[i], d, 0.125f, ref.data());
+          if (std::memcmp(out.data() + i * nk, ref.data(), lim[i] * sizeof(float)) != 0) {
+            fail(where("dots_f16 vs dots (query, keys)", i, lim[i], out[i * nk], ref[0]));
+          }
+          std::vector<float> ra(d, 0.25f);
+          k.accumulate(p2.data() + i * nk, krev.data(), lim[i], d, ra.data());
+          if (std::memcmp(a2.data() + i * d, ra.data(), d * sizeof(float)) != 0) {
+            fail(where("accumulate_f16 vs accumulate (query, keys)", i, lim[i], a2[i * d], ra[0]));
+          }
         }
       }
       ++r.cases;

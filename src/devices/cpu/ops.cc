@@ -248,6 +248,116 @@ SUANLI_AVX2_TARGET void swiglu_avx2(const float* gate, const float* up, int64_t 
   }
 }
 
+// Prefetches every cache line of the F16 row of `d` elements at row[r] (K /
+// V rows of one head are 2 d bytes, often more than a line, and the rows of
+// one sequence lie one slot apart, a stride the hardware does not follow far
+// enough ahead for a memory-bound decode batch).
+inline void prefetch_row(const uint16_t* const* row, int64_t r, int64_t nk, int64_t d) {
+  if (r >= nk) return;
+  const char* p = reinterpret_cast<const char*>(row[r]);
+  for (int64_t b = 0; b < 2 * d; b += 64) _mm_prefetch(p + b, _MM_HINT_T0);
+}
+constexpr int64_t kPrefetchKeys = 8;  // how far ahead K / V rows are fetched
+
+// AVX2 kernels reading F16 rows in place, for decode-sized query groups
+// (kAvx2DirectMaxQueries: 16 registers hold no key row across a prefill
+// chunk's queries, so there the tile path, which converts each row once,
+// is the faster). The arithmetic is dots_x86's and accumulate_x86's: per
+// (query, key) the 16-lane partial sums as two 8-lane vectors, fma in
+// element order, tree16_x2, the scale; per element one fma per key in key
+// order. A key row is converted once for up to four queries.
+constexpr int kAvx2DirectMaxQueries = 8;
+template <int NQ>
+SUANLI_AVX2_TARGET void dots_f16_group_x86(const float* const* q, const uint16_t* const* k, int64_t nk, int64_t d,
+                                           __m256 vs, float* out, int64_t ldo) {
+  for (int64_t r0 = 0; r0 < kPrefetchKeys; ++r0) prefetch_row(k, r0, nk, d);
+  for (int64_t r = 0; r < nk; ++r) {
+    __m256 lo[NQ], hi[NQ];
+    for (int i = 0; i < NQ; ++i) lo[i] = hi[i] = _mm256_setzero_ps();
+    const uint16_t* kr = k[r];
+    for (int64_t e = 0; e < d; e += 16) {
+      const __m256 k0 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kr + e)));
+      const __m256 k1 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kr + e + 8)));
+      for (int i = 0; i < NQ; ++i) {
+        lo[i] = _mm256_fmadd_ps(_mm256_loadu_ps(q[i] + e), k0, lo[i]);
+        hi[i] = _mm256_fmadd_ps(_mm256_loadu_ps(q[i] + e + 8), k1, hi[i]);
+      }
+    }
+    prefetch_row(k, r + kPrefetchKeys, nk, d);
+    for (int i = 0; i < NQ; i += 2) {
+      const int j = i + 1 < NQ ? i + 1 : i;
+      const __m256 y = _mm256_mul_ps(tree16_x2(lo[i], hi[i], lo[j], hi[j]), vs);  // lanes 0 and 4
+      out[i * ldo + r] = _mm256_cvtss_f32(y);
+      if (j != i) out[j * ldo + r] = _mm_cvtss_f32(_mm256_extractf128_ps(y, 1));
+    }
+  }
+}
+// Every query of a group takes keys up to the group's largest limit (the
+// rows exist; the scores past a query's own limit are not read).
+SUANLI_AVX2_TARGET void dots_f16_avx2(const float* const* q, int nq, const uint16_t* const* k, const int64_t* lim,
+                                      int64_t d, float scale, float* out, int64_t ldo) {
+  const __m256 vs = _mm256_set1_ps(scale);
+  for (int i = 0; i < nq; i += 4) {
+    int64_t nk = 0;
+    for (int j = i; j < std::min(nq, i + 4); ++j) nk = std::max(nk, lim[j]);
+    switch (std::min(4, nq - i)) {
+      case 1: dots_f16_group_x86<1>(q + i, k, nk, d, vs, out + i * ldo, ldo); break;
+      case 2: dots_f16_group_x86<2>(q + i, k, nk, d, vs, out + i * ldo, ldo); break;
+      case 3: dots_f16_group_x86<3>(q + i, k, nk, d, vs, out + i * ldo, ldo); break;
+      default: dots_f16_group_x86<4>(q + i, k, nk, d, vs, out + i * ldo, ldo); break;
+    }
+  }
+}
+// NQ queries' accumulators for 16 elements in registers over all keys; the
+// rows are walked once per 16 elements (the first walk fetches them).
+template <int NQ>
+SUANLI_AVX2_TARGET void accumulate_f16_group_x86(const float* p, int64_t ldp, const uint16_t* const* v,
+                                                 const int64_t* lim, int64_t d, float* acc) {
+  int64_t nk_all = INT64_MAX, nk = 0;
+  for (int i = 0; i < NQ; ++i) {
+    nk = std::max(nk, lim[i]);
+    nk_all = std::min(nk_all, lim[i]);
+  }
+  for (int64_t e = 0; e < d; e += 16) {
+    __m256 a[NQ][2];
+    for (int i = 0; i < NQ; ++i) {
+      a[i][0] = _mm256_loadu_ps(acc + i * d + e);
+      a[i][1] = _mm256_loadu_ps(acc + i * d + e + 8);
+    }
+    if (e == 0) {
+      for (int64_t r0 = 0; r0 < kPrefetchKeys; ++r0) prefetch_row(v, r0, nk, d);
+    }
+    for (int64_t r = 0; r < nk; ++r) {
+      const __m256 v0 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(v[r] + e)));
+      const __m256 v1 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(v[r] + e + 8)));
+      if (e == 0) prefetch_row(v, r + kPrefetchKeys, nk, d);
+      for (int i = 0; i < NQ; ++i) {
+        if (r >= nk_all && r >= lim[i]) continue;
+        const __m256 pr = _mm256_broadcast_ss(p + i * ldp + r);
+        a[i][0] = _mm256_fmadd_ps(pr, v0, a[i][0]);
+        a[i][1] = _mm256_fmadd_ps(pr, v1, a[i][1]);
+      }
+    }
+    for (int i = 0; i < NQ; ++i) {
+      _mm256_storeu_ps(acc + i * d + e, a[i][0]);
+      _mm256_storeu_ps(acc + i * d + e + 8, a[i][1]);
+    }
+  }
+}
+SUANLI_AVX2_TARGET void accumulate_f16_avx2(const float* p, int64_t ldp, int nq, const uint16_t* const* v,
+                                            const int64_t* lim, int64_t d, float* acc) {
+  for (int i = 0; i < nq; i += 4) {
+    const float* pi = p + i * ldp;
+    float* ai = acc + i * d;
+    switch (std::min(4, nq - i)) {
+      case 1: accumulate_f16_group_x86<1>(pi, ldp, v, lim + i, d, ai); break;
+      case 2: accumulate_f16_group_x86<2>(pi, ldp, v, lim + i, d, ai); break;
+      case 3: accumulate_f16_group_x86<3>(pi, ldp, v, lim + i, d, ai); break;
+      default: accumulate_f16_group_x86<4>(pi, ldp, v, lim + i, d, ai); break;
+    }
+  }
+}
+
 // AVX-512 kernels reading F16 rows in place. Their arithmetic is the AVX2
 // kernels' above: lane l of one 16-lane FMA accumulator takes elements
 // e = l (mod 16) in order, then the same tree (l += l+8, +4, +2, +1), then
@@ -328,16 +438,6 @@ SUANLI_AVX512_TARGET inline __m512 tree_sum16_x4(__m512 a0, __m512 a1, __m512 a2
   const __m512 p = _mm512_add_ps(q, _mm512_shuffle_ps(q, q, _MM_SHUFFLE(3, 2, 3, 2)));
   return _mm512_add_ps(p, _mm512_shuffle_ps(p, p, _MM_SHUFFLE(1, 1, 1, 1)));
 }
-// Prefetches every cache line of the F16 row of `d` elements at row[r] (K /
-// V rows of one head are 2 d bytes, often more than a line, and the rows of
-// one sequence lie one slot apart, a stride the hardware does not follow far
-// enough ahead for a memory-bound decode batch).
-inline void prefetch_row(const uint16_t* const* row, int64_t r, int64_t nk, int64_t d) {
-  if (r >= nk) return;
-  const char* p = reinterpret_cast<const char*>(row[r]);
-  for (int64_t b = 0; b < 2 * d; b += 64) _mm_prefetch(p + b, _MM_HINT_T0);
-}
-constexpr int64_t kPrefetchKeys = 8;  // how far ahead K / V rows are fetched
 SUANLI_AVX512_TARGET inline __m512 load_f16x16(const uint16_t* p) {
   return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
 }
@@ -467,8 +567,9 @@ const RowKernels* avx2_row_kernels() {
   static const std::optional<RowKernels> k = []() -> std::optional<RowKernels> {
     __builtin_cpu_init();
     if (!__builtin_cpu_supports("avx2") || !cpu_has_f16c() || !__builtin_cpu_supports("fma")) return std::nullopt;
-    return RowKernels{f16_to_f32_x86, f32_to_f16_x86, dots_x86,          accumulate_x86,
-                      nullptr,        nullptr,        softmax_exp_avx2, swiglu_avx2};
+    return RowKernels{f16_to_f32_x86,      f32_to_f16_x86,       dots_x86,         accumulate_x86,
+                      dots_f16_avx2,       accumulate_f16_avx2,  softmax_exp_avx2, swiglu_avx2,
+                      kAvx2DirectMaxQueries};
   }();
   return k ? &*k : nullptr;
 #else
@@ -491,6 +592,7 @@ const RowKernels& row_kernels() {
         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw")) {
       k.dots_f16 = dots_f16_avx512;
       k.accumulate_f16 = accumulate_f16_avx512;
+      k.f16_direct_max_queries = RowKernels{}.f16_direct_max_queries;
       k.softmax_exp = softmax_exp_avx512;
       k.swiglu = swiglu_avx512;
     }
@@ -710,7 +812,8 @@ void attention(ThreadPool& pool, Workspace& ws, const float* q, int64_t n_tokens
       };
       // F16 rows read in place (no tile conversion) where the kernels allow:
       // bit-identical to the tile path.
-      const bool direct = kv.type == GgmlType::kF16 && rk.dots_f16 && d % 16 == 0 && d <= 128;
+      const bool direct = kv.type == GgmlType::kF16 && rk.dots_f16 && d % 16 == 0 && d <= 128 &&
+                          nq <= rk.f16_direct_max_queries;
       // The segment's slots (the K and V rows of this unit's kv heads) are
       // asked for up front, into L2: the heads below each read a part of
       // every slot, and a long context's keys are far from any cache.

@@ -20,6 +20,8 @@ struct RowKernels {
   // bit-identical to converting them and calling dots / accumulate: for
   // query i < nq, keys r < lim[i]. d % 16 == 0, d <= 128.
   //   out[i * ldo + r] = dot(q[i], k[r]) * scale
+  // (it may also write the scores of rows up to the largest lim[], which
+  // exist, into any query's row of out: ldo >= max lim)
   void (*dots_f16)(const float* const* q, int nq, const uint16_t* const* k, const int64_t* lim, int64_t d,
                    float scale, float* out, int64_t ldo);
   //   acc[i][:] += p[i * ldp + r] * v[r][:], r in order
@@ -30,6 +32,10 @@ struct RowKernels {
   float (*softmax_exp)(float* sc, int64_t n, float m);
   // out[i] = silu(gate[i]) * up[i]
   void (*swiglu)(const float* gate, const float* up, int64_t n, float* out);
+  // Attention takes dots_f16 / accumulate_f16 for at most this many queries
+  // per kv head (a decode step's group; the AVX2 set converts a key row per
+  // four queries, so a prefill chunk goes through the converted tile).
+  int64_t f16_direct_max_queries = INT64_MAX;
 };
 
 // The set that goes with the selected matmul kernel set: "portable" and
