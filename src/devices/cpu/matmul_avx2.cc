@@ -196,6 +196,7 @@ void pk_tile_t(const uint8_t* grp, int64_t nb, const uint8_t* act, size_t as, co
           v[j] = _mm256_abs_epi8(v[j]);  // |q|, once per block for every token
         }
       }
+#pragma GCC unroll 8
       for (int t = 0; t < NT; ++t) {
         const uint8_t* a = act + t * as;
         const int8_t* ab = reinterpret_cast<const int8_t*>(a) + 32 * b;
@@ -213,15 +214,29 @@ void pk_tile_t(const uint8_t* grp, int64_t nb, const uint8_t* act, size_t as, co
         } else {
           // vpmaddubsw's pair sums (|pair| <= 2 * max code * 127) added in
           // int16 kDepth at a time, then one vpmaddwd: exact, no saturation.
-          __m256i pr[8];
-          for (int j = 0; j < 4; ++j) {
-            pr[j] = _mm256_maddubs_epi16(v[j], bcast4(ab + 4 * j));
-            pr[j + 4] = _mm256_maddubs_epi16(v[j + 4], bcast4(ab + 16 + 4 * j));
-          }
-          if constexpr (kOneSum) {
-            is0 = _mm256_madd_epi16(sum_i16<8>(pr), ones);
-            is1 = _mm256_setzero_si256();
+          if constexpr (kDepth >= 4) {
+            // Two running int16 sums (the block's halves), so few products
+            // are live at once (the kernel then keeps its accumulators and
+            // codes in registers).
+            __m256i s0 = _mm256_maddubs_epi16(v[0], bcast4(ab));
+            __m256i s1 = _mm256_maddubs_epi16(v[4], bcast4(ab + 16));
+            for (int j = 1; j < 4; ++j) {
+              s0 = _mm256_add_epi16(s0, _mm256_maddubs_epi16(v[j], bcast4(ab + 4 * j)));
+              s1 = _mm256_add_epi16(s1, _mm256_maddubs_epi16(v[j + 4], bcast4(ab + 16 + 4 * j)));
+            }
+            if constexpr (kOneSum) {
+              is0 = _mm256_madd_epi16(_mm256_add_epi16(s0, s1), ones);
+              is1 = _mm256_setzero_si256();
+            } else {
+              is0 = _mm256_madd_epi16(s0, ones);
+              is1 = _mm256_madd_epi16(s1, ones);
+            }
           } else {
+            __m256i pr[8];
+            for (int j = 0; j < 4; ++j) {
+              pr[j] = _mm256_maddubs_epi16(v[j], bcast4(ab + 4 * j));
+              pr[j + 4] = _mm256_maddubs_epi16(v[j + 4], bcast4(ab + 16 + 4 * j));
+            }
             is0 = sum_i32<kDepth>(pr, ones);
             is1 = sum_i32<kDepth>(pr + 4, ones);
           }
