@@ -94,38 +94,46 @@ RowComparison check_row_kernels(const RowKernels& k, uint64_t seed) {
         if (std::fabs(acc[e] - want_acc[e]) > 1e-5 * mag) fail(where("accumulate", d, e, acc[e], want_acc[e]));
       }
       if (k.dots_f16 && k.accumulate_f16 && d % 16 == 0) {
-        // Seven queries (groups of four and three in the AVX2 set) seeing
-        // nk, nk - 1 or nk - 2 keys (rows by pointer, reversed order in
-        // memory to show pointers are followed), bit for bit against the
-        // float-row kernels over the converted rows.
-        constexpr int kQ = 7;
+        // 1, 2, 5 and 7 queries (the AVX2 set's groups of one to four)
+        // seeing nk, nk - 1 or nk - 2 keys (rows by pointer, reversed order
+        // in memory to show pointers are followed), bit for bit against the
+        // float-row kernels over the converted rows. Rows of out and p are
+        // ld = nk + 3 apart: the slots past nk stay untouched.
         std::vector<const uint16_t*> rows(nk);
         for (int64_t j = 0; j < nk; ++j) rows[j] = kh.data() + (nk - 1 - j) * d;
         std::vector<float> krev(nk * d);
-        for (int64_t j = 0; j < nk; ++j) std::copy(kk.begin() + (nk - 1 - j) * d, kk.begin() + (nk - j) * d, krev.begin() + j * d);
-        std::vector<std::vector<float>> qv(kQ, std::vector<float>(d));
-        const float* qs[kQ];
-        int64_t lim[kQ];
-        for (int i = 0; i < kQ; ++i) {
-          fill(qv[i], 1.0f);
-          qs[i] = qv[i].data();
-          lim[i] = std::max<int64_t>(0, nk - (i * 5 % 3));
+        for (int64_t j = 0; j < nk; ++j) {
+          std::copy(kk.begin() + (nk - 1 - j) * d, kk.begin() + (nk - j) * d, krev.begin() + j * d);
         }
-        std::vector<float> out(kQ * nk, -1.0f), ref(nk);
-        k.dots_f16(qs, kQ, rows.data(), lim, d, 0.125f, out.data(), nk);
-        std::vector<float> p2(kQ * nk);
-        fill(p2, 0.5f);
-        std::vector<float> a2(kQ * d, 0.25f);
-        k.accumulate_f16(p2.data(), nk, kQ, rows.data(), lim, d, a2.data());
-        for (int i = 0; i < kQ; ++i) {
-          k.dots(qs[i], krev.data(), lim[i], d, 0.125f, ref.data());
-          if (std::memcmp(out.data() + i * nk, ref.data(), lim[i] * sizeof(float)) != 0) {
-            fail(where("dots_f16 vs dots (query, keys)", i, lim[i], out[i * nk], ref[0]));
+        const int64_t ld = nk + 3;
+        for (int nq : {1, 2, 5, 7}) {
+          std::vector<std::vector<float>> qv(nq, std::vector<float>(d));
+          std::vector<const float*> qs(nq);
+          std::vector<int64_t> lim(nq);
+          for (int i = 0; i < nq; ++i) {
+            fill(qv[i], 1.0f);
+            qs[i] = qv[i].data();
+            lim[i] = std::max<int64_t>(0, nk - (i * 5 % 3));
           }
-          std::vector<float> ra(d, 0.25f);
-          k.accumulate(p2.data() + i * nk, krev.data(), lim[i], d, ra.data());
-          if (std::memcmp(a2.data() + i * d, ra.data(), d * sizeof(float)) != 0) {
-            fail(where("accumulate_f16 vs accumulate (query, keys)", i, lim[i], a2[i * d], ra[0]));
+          std::vector<float> out(nq * ld, -1.0f), ref(nk);
+          k.dots_f16(qs.data(), nq, rows.data(), lim.data(), d, 0.125f, out.data(), ld);
+          std::vector<float> p2(nq * ld);
+          fill(p2, 0.5f);
+          std::vector<float> a2(nq * d, 0.25f);
+          k.accumulate_f16(p2.data(), ld, nq, rows.data(), lim.data(), d, a2.data());
+          for (int i = 0; i < nq; ++i) {
+            k.dots(qs[i], krev.data(), lim[i], d, 0.125f, ref.data());
+            if (std::memcmp(out.data() + i * ld, ref.data(), lim[i] * sizeof(float)) != 0) {
+              fail(where("dots_f16 vs dots (d, query)", d, i, out[i * ld], ref[0]));
+            }
+            for (int64_t j = nk; j < ld; ++j) {
+              if (out[i * ld + j] != -1.0f) fail(where("dots_f16 wrote past the keys (d, query)", d, i, out[i * ld + j], -1));
+            }
+            std::vector<float> ra(d, 0.25f);
+            k.accumulate(p2.data() + i * ld, krev.data(), lim[i], d, ra.data());
+            if (std::memcmp(a2.data() + i * d, ra.data(), d * sizeof(float)) != 0) {
+              fail(where("accumulate_f16 vs accumulate (d, query)", d, i, a2[i * d], ra[0]));
+            }
           }
         }
       }

@@ -80,21 +80,11 @@ inline __m256i bcast4(const int8_t* p) {
   return _mm256_set1_epi32(v);
 }
 
-// p[0] + ... + p[N-1] in int16 (the caller bounds every lane's sum).
-template <int N>
-inline __m256i sum_i16(const __m256i* p) {
-  __m256i s = p[0];
-  for (int i = 1; i < N; ++i) s = _mm256_add_epi16(s, p[i]);
-  return s;
-}
-// The int32 sums of four pair-sum vectors, added in int16 D at a time.
-template <int D>
-inline __m256i sum_i32(const __m256i* p, __m256i ones) {
-  if constexpr (D >= 4) {
-    return _mm256_madd_epi16(sum_i16<4>(p), ones);
-  } else {
-    return _mm256_add_epi32(_mm256_madd_epi16(sum_i16<2>(p), ones), _mm256_madd_epi16(sum_i16<2>(p + 2), ones));
-  }
+// Q6_K's int32 sums of four pair-sum vectors, added in int16 two at a time
+// (|pair| <= 2 * 63 * 127: two fit int16, three do not).
+inline __m256i sum_i32_depth2(const __m256i* p, __m256i ones) {
+  return _mm256_add_epi32(_mm256_madd_epi16(_mm256_add_epi16(p[0], p[1]), ones),
+                          _mm256_madd_epi16(_mm256_add_epi16(p[2], p[3]), ones));
 }
 
 template <GgmlType F, int NT>
@@ -237,8 +227,8 @@ void pk_tile_t(const uint8_t* grp, int64_t nb, const uint8_t* act, size_t as, co
               pr[j] = _mm256_maddubs_epi16(v[j], bcast4(ab + 4 * j));
               pr[j + 4] = _mm256_maddubs_epi16(v[j + 4], bcast4(ab + 16 + 4 * j));
             }
-            is0 = sum_i32<kDepth>(pr, ones);
-            is1 = sum_i32<kDepth>(pr + 4, ones);
+            is0 = sum_i32_depth2(pr, ones);
+            is1 = sum_i32_depth2(pr + 4, ones);
           }
         }
         if constexpr (P::kHalves) {

@@ -33,8 +33,10 @@ struct RowKernels {
   // out[i] = silu(gate[i]) * up[i]
   void (*swiglu)(const float* gate, const float* up, int64_t n, float* out);
   // Attention takes dots_f16 / accumulate_f16 for at most this many queries
-  // per kv head (a decode step's group; the AVX2 set converts a key row per
-  // four queries, so a prefill chunk goes through the converted tile).
+  // per kv head and work item (the AVX2 set: 8, a decode step's group in
+  // models with up to 8 query heads per kv head; it converts a key row per
+  // four queries, so prefill chunks, and decode of models with more heads
+  // per kv head, go through the converted tile, which converts it once).
   int64_t f16_direct_max_queries = INT64_MAX;
 };
 
