@@ -83,8 +83,11 @@ std::vector<float> run_tiles(const KernelTable& kt, const Format& f, int64_t k, 
     for (int g = 0; g < kRows / kPkRows; ++g) {
       for (int t0 = 0; t0 < t_count; t0 += kPkTokens) {
         const int nt = std::min(kPkTokens, t_count - t0);
+        // The prefetch hint (the next group, or none) on alternate groups:
+        // it must not change a bit.
+        const uint8_t* next = g % 2 == 0 && g + 1 < kRows / kPkRows ? packed + (g + 1) * group_bytes : nullptr;
         kt.pk_tile(f.type, packed + g * group_bytes, k / 32, act + t0 * as, as, nt, b ? b + g * kPkRows : nullptr,
-                   o.data() + t0 * kRows + g * kPkRows, kRows);
+                   o.data() + t0 * kRows + g * kPkRows, kRows, next);
       }
     }
     out.insert(out.end(), o.begin(), o.end());

@@ -222,6 +222,11 @@ namespace {
 // Batches up to this many tokens quantize their activations per thread
 // (matmul_packed).
 constexpr int64_t kPrivateActMaxTokens = 32;
+// Batches up to this many tokens pass the next group to pk_tile as a
+// prefetch hint: their matmuls wait on memory as much as on arithmetic.
+// Longer ones (prefill) make ~64 kernel calls per group, so the weights'
+// memory time is a small part of theirs and the hint would only cost.
+constexpr int64_t kPrefetchMaxTokens = 64;
 
 // matmul over a rows16-packed view: threads split the 16-row groups; each
 // walks its groups and, per group, the tokens 8 at a time, so a group's
@@ -282,9 +287,12 @@ void matmul_packed(ThreadPool& pool, Workspace& ws, const float* x, int64_t T, c
       float* o = out + T * part_start + (row - part_start);
       const float* bb = bias ? bias + row : nullptr;
       const uint8_t* grp = base + g * group_bytes;
+      // The first token chunk takes the group from memory and may ask for
+      // the next one meanwhile; later chunks find it in cache.
+      const uint8_t* next = g + 1 < g_end && T <= kPrefetchMaxTokens ? grp + group_bytes : nullptr;
       for (int64_t t0 = 0; t0 < T; t0 += kPkTokens) {
         const int nt = static_cast<int>(std::min<int64_t>(kPkTokens, T - t0));
-        kt->pk_tile(w.type, grp, nb, act + t0 * as, as, nt, bb, o + t0 * ldo, ldo);
+        kt->pk_tile(w.type, grp, nb, act + t0 * as, as, nt, bb, o + t0 * ldo, ldo, t0 == 0 ? next : nullptr);
       }
     }
   });

@@ -87,9 +87,17 @@ inline __m256i sum_i32_depth2(const __m256i* p, __m256i ones) {
                           _mm256_madd_epi16(_mm256_add_epi16(p[2], p[3]), ones));
 }
 
+// Token counts up to which pk_tile_t walks both halves of each block in one
+// pass (see there).
+constexpr int kBothHalvesMaxTokens = 1;
+// How far ahead that pass prefetches: the hardware prefetchers alone left a
+// one-token pass at ~75% of a pure read of the same bytes, one thread
+// streaming from memory; 2 KiB ahead ~90% (AMD EPYC, Zen 3).
+constexpr size_t kPrefetchAhead = 2048;
+
 template <GgmlType F, int NT>
 void pk_tile_t(const uint8_t* grp, int64_t nb, const uint8_t* act, size_t as, const float* bias, float* out,
-               int64_t ldo) {
+               int64_t ldo, const uint8_t* next) {
   using P = PkFmt<F>;
   const __m256i m3 = _mm256_set1_epi8(0x03);
   const int64_t k = nb * 32;
@@ -105,164 +113,218 @@ void pk_tile_t(const uint8_t* grp, int64_t nb, const uint8_t* act, size_t as, co
   // 4 bits: 8; 5 bits: 4; Q6_K's 6 bits: 2; Q3_K / Q2_K: 8).
   constexpr int kDepth = P::kQ6 ? 2 : P::kFifth ? 4 : 8;
   constexpr bool kOneSum = !P::kQ8 && !P::kHalves && kDepth >= 8;  // is0 holds the block's sum
-  for (int half = 0; half < 2; ++half) {  // rows 0-7, then 8-15
-    __m256 acc[NT];
-    for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
-    for (int64_t b = 0; b < nb; ++b) {
-      const uint8_t* hdr = grp + (b / 8) * P::kSuper;  // super-block formats
-      const uint8_t* rec = P::kHeader ? hdr + P::kHeader + (b % 8) * P::kRec : grp + b * P::kRec;
-      __m256i v[8], sg[P::kQ8 ? 8 : 1];
-      if constexpr (P::kQ8) {
-        for (int j = 0; j < 8; ++j) v[j] = _mm256_xor_si256(load32(rec + 64 * j + 32 * half), flip);  // signed q
-      } else if constexpr (P::kPlanes) {
-        const __m256i h0 = load32(rec + 32 * half), h1 = load32(rec + 64 + 32 * half);
+  // One block of rows 0-7 (half 0) or 8-15 (half 1) for every token.
+  auto block = [&](int half, int64_t b, __m256* acc) __attribute__((always_inline)) {
+    const uint8_t* hdr = grp + (b / 8) * P::kSuper;  // super-block formats
+    const uint8_t* rec = P::kHeader ? hdr + P::kHeader + (b % 8) * P::kRec : grp + b * P::kRec;
+    __m256i v[8], sg[P::kQ8 ? 8 : 1];
+    if constexpr (P::kQ8) {
+      for (int j = 0; j < 8; ++j) v[j] = _mm256_xor_si256(load32(rec + 64 * j + 32 * half), flip);  // signed q
+    } else if constexpr (P::kPlanes) {
+      const __m256i h0 = load32(rec + 32 * half), h1 = load32(rec + 64 + 32 * half);
+      for (int j = 0; j < 4; ++j) {
+        v[j] = _mm256_and_si256(_mm256_srli_epi16(h0, 2 * j), m3);
+        v[j + 4] = _mm256_and_si256(_mm256_srli_epi16(h1, 2 * j), m3);
+      }
+      if constexpr (P::kQ3) {  // the codes' 3rd bits, to bit 2
+        const __m256i pl = load32(rec + 128 + 32 * half);
+        const __m256i four = _mm256_set1_epi8(4);
         for (int j = 0; j < 4; ++j) {
-          v[j] = _mm256_and_si256(_mm256_srli_epi16(h0, 2 * j), m3);
-          v[j + 4] = _mm256_and_si256(_mm256_srli_epi16(h1, 2 * j), m3);
+          const __m256i lo = j <= 2 ? _mm256_slli_epi16(pl, 2 - j) : _mm256_srli_epi16(pl, j - 2);
+          v[j] = _mm256_or_si256(v[j], _mm256_and_si256(lo, four));
+          v[j + 4] = _mm256_or_si256(v[j + 4], _mm256_and_si256(_mm256_srli_epi16(pl, 2 + j), four));
         }
-        if constexpr (P::kQ3) {  // the codes' 3rd bits, to bit 2
-          const __m256i pl = load32(rec + 128 + 32 * half);
-          const __m256i four = _mm256_set1_epi8(4);
-          for (int j = 0; j < 4; ++j) {
-            const __m256i lo = j <= 2 ? _mm256_slli_epi16(pl, 2 - j) : _mm256_srli_epi16(pl, j - 2);
-            v[j] = _mm256_or_si256(v[j], _mm256_and_si256(lo, four));
-            v[j + 4] = _mm256_or_si256(v[j + 4], _mm256_and_si256(_mm256_srli_epi16(pl, 2 + j), four));
-          }
-        }
-      } else {
+      }
+    } else {
+      for (int j = 0; j < 4; ++j) {
+        const __m256i p = load32(rec + 64 * j + 32 * half);
+        v[j] = _mm256_and_si256(p, m4);
+        v[j + 4] = _mm256_and_si256(_mm256_srli_epi16(p, 4), m4);
+      }
+      if constexpr (P::kFifth) {  // the 5th bits
+        const __m256i pl = load32(rec + 256 + 32 * half);
+        const __m256i one = _mm256_set1_epi8(1);
         for (int j = 0; j < 4; ++j) {
-          const __m256i p = load32(rec + 64 * j + 32 * half);
-          v[j] = _mm256_and_si256(p, m4);
-          v[j + 4] = _mm256_and_si256(_mm256_srli_epi16(p, 4), m4);
-        }
-        if constexpr (P::kFifth) {  // the 5th bits
-          const __m256i pl = load32(rec + 256 + 32 * half);
-          const __m256i one = _mm256_set1_epi8(1);
-          for (int j = 0; j < 4; ++j) {
-            v[j] = _mm256_or_si256(v[j], _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(pl, j), one), 4));
-            v[j + 4] = _mm256_or_si256(v[j + 4],
-                                       _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(pl, 4 + j), one), 4));
-          }
-        }
-        if constexpr (P::kQ6) {
-          const __m256i h0 = load32(rec + 256 + 32 * half), h1 = load32(rec + 320 + 32 * half);
-          for (int j = 0; j < 4; ++j) {
-            const __m256i a = _mm256_and_si256(_mm256_srli_epi16(h0, 2 * j), m3);
-            const __m256i c = _mm256_and_si256(_mm256_srli_epi16(h1, 2 * j), m3);
-            v[j] = _mm256_or_si256(v[j], _mm256_slli_epi16(a, 4));
-            v[j + 4] = _mm256_or_si256(v[j + 4], _mm256_slli_epi16(c, 4));
-          }
+          v[j] = _mm256_or_si256(v[j], _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(pl, j), one), 4));
+          v[j + 4] =
+              _mm256_or_si256(v[j + 4], _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(pl, 4 + j), one), 4));
         }
       }
-      // As the AVX-512 kernel: d / d1 the scales of the block or its halves,
-      // mn / mn1 the mins.
-      __m256 d, d1 = _mm256_setzero_ps(), mn = _mm256_setzero_ps(), mn1 = _mm256_setzero_ps();
-      if constexpr (P::kQ6 || P::kQ3) {
-        const __m256 dd = fp16x8(hdr + 16 * half);
-        auto s8f = [](const uint8_t* p) {
-          return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
-        };
-        d = _mm256_mul_ps(dd, s8f(rec + P::kCodes + 8 * half));
-        d1 = _mm256_mul_ps(dd, s8f(rec + P::kCodes + 16 + 8 * half));
-      } else if constexpr (P::kQ2) {
-        const __m256 dd = fp16x8(hdr + 16 * half), dm = fp16x8(hdr + 32 + 16 * half);
-        const __m256i s0 = u8x8(rec + P::kCodes + 8 * half), s1 = u8x8(rec + P::kCodes + 16 + 8 * half);
-        const __m256i lo = _mm256_set1_epi32(0x0f);
-        const __m256 k32 = _mm256_set1_ps(1.0f / 32);
-        d = _mm256_mul_ps(dd, _mm256_cvtepi32_ps(_mm256_and_si256(s0, lo)));
-        d1 = _mm256_mul_ps(dd, _mm256_cvtepi32_ps(_mm256_and_si256(s1, lo)));
-        mn = _mm256_mul_ps(_mm256_mul_ps(dm, _mm256_cvtepi32_ps(_mm256_srli_epi32(s0, 4))), k32);
-        mn1 = _mm256_mul_ps(_mm256_mul_ps(dm, _mm256_cvtepi32_ps(_mm256_srli_epi32(s1, 4))), k32);
-      } else if constexpr (P::kScaleMin) {
-        d = _mm256_mul_ps(fp16x8(hdr + 16 * half), _mm256_cvtepi32_ps(u8x8(rec + P::kCodes + 8 * half)));
-        mn = _mm256_mul_ps(fp16x8(hdr + 32 + 16 * half), _mm256_cvtepi32_ps(u8x8(rec + P::kCodes + 16 + 8 * half)));
-      } else {
-        d = fp16x8(rec + P::kCodes + 16 * half);
-        if constexpr (P::kMin) mn = fp16x8(rec + P::kCodes + 32 + 16 * half);
-      }
-      if constexpr (P::kQ8) {
-        for (int j = 0; j < 8; ++j) {
-          sg[j] = v[j];
-          v[j] = _mm256_abs_epi8(v[j]);  // |q|, once per block for every token
+      if constexpr (P::kQ6) {
+        const __m256i h0 = load32(rec + 256 + 32 * half), h1 = load32(rec + 320 + 32 * half);
+        for (int j = 0; j < 4; ++j) {
+          const __m256i a = _mm256_and_si256(_mm256_srli_epi16(h0, 2 * j), m3);
+          const __m256i c = _mm256_and_si256(_mm256_srli_epi16(h1, 2 * j), m3);
+          v[j] = _mm256_or_si256(v[j], _mm256_slli_epi16(a, 4));
+          v[j + 4] = _mm256_or_si256(v[j + 4], _mm256_slli_epi16(c, 4));
         }
-      }
-#pragma GCC unroll 8
-      for (int t = 0; t < NT; ++t) {
-        const uint8_t* a = act + t * as;
-        const int8_t* ab = reinterpret_cast<const int8_t*>(a) + 32 * b;
-        const float* da = reinterpret_cast<const float*>(a + k);
-        const int32_t* c8 = reinterpret_cast<const int32_t*>(da + 2 * nb);  // then c128, c32h
-        __m256i is0, is1;
-        if constexpr (P::kQ8) {
-          is0 = is1 = _mm256_setzero_si256();
-          for (int j = 0; j < 4; ++j) {
-            const __m256i a0 = bcast4(ab + 4 * j), a1 = bcast4(ab + 16 + 4 * j);
-            is0 = _mm256_add_epi32(is0, _mm256_madd_epi16(_mm256_maddubs_epi16(v[j], _mm256_sign_epi8(a0, sg[j])), ones));
-            is1 = _mm256_add_epi32(
-                is1, _mm256_madd_epi16(_mm256_maddubs_epi16(v[j + 4], _mm256_sign_epi8(a1, sg[j + 4])), ones));
-          }
-        } else {
-          // vpmaddubsw's pair sums (|pair| <= 2 * max code * 127) added in
-          // int16 kDepth at a time, then one vpmaddwd: exact, no saturation.
-          if constexpr (kDepth >= 4) {
-            // Two running int16 sums (the block's halves), so few products
-            // are live at once (the kernel then keeps its accumulators and
-            // codes in registers).
-            __m256i s0 = _mm256_maddubs_epi16(v[0], bcast4(ab));
-            __m256i s1 = _mm256_maddubs_epi16(v[4], bcast4(ab + 16));
-            for (int j = 1; j < 4; ++j) {
-              s0 = _mm256_add_epi16(s0, _mm256_maddubs_epi16(v[j], bcast4(ab + 4 * j)));
-              s1 = _mm256_add_epi16(s1, _mm256_maddubs_epi16(v[j + 4], bcast4(ab + 16 + 4 * j)));
-            }
-            if constexpr (kOneSum) {
-              is0 = _mm256_madd_epi16(_mm256_add_epi16(s0, s1), ones);
-              is1 = _mm256_setzero_si256();
-            } else {
-              is0 = _mm256_madd_epi16(s0, ones);
-              is1 = _mm256_madd_epi16(s1, ones);
-            }
-          } else {
-            __m256i pr[8];
-            for (int j = 0; j < 4; ++j) {
-              pr[j] = _mm256_maddubs_epi16(v[j], bcast4(ab + 4 * j));
-              pr[j + 4] = _mm256_maddubs_epi16(v[j + 4], bcast4(ab + 16 + 4 * j));
-            }
-            is0 = sum_i32_depth2(pr, ones);
-            is1 = sum_i32_depth2(pr + 4, ones);
-          }
-        }
-        if constexpr (P::kHalves) {
-          const int32_t* c32h = c8 + 2 * nb;
-          if constexpr (P::kQ6) {
-            is0 = _mm256_sub_epi32(is0, _mm256_set1_epi32(c32h[2 * b]));
-            is1 = _mm256_sub_epi32(is1, _mm256_set1_epi32(c32h[2 * b + 1]));
-          } else if constexpr (P::kQ3) {
-            is0 = _mm256_sub_epi32(is0, _mm256_set1_epi32(c32h[2 * b] >> 3));
-            is1 = _mm256_sub_epi32(is1, _mm256_set1_epi32(c32h[2 * b + 1] >> 3));
-          }
-          const __m256 vda = _mm256_set1_ps(da[b]);
-          acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is0), _mm256_mul_ps(d, vda), acc[t]);
-          acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is1), _mm256_mul_ps(d1, vda), acc[t]);
-          if constexpr (P::kQ2) {
-            acc[t] = _mm256_fnmadd_ps(mn, _mm256_set1_ps(static_cast<float>(c32h[2 * b]) * da[b]), acc[t]);
-            acc[t] = _mm256_fnmadd_ps(mn1, _mm256_set1_ps(static_cast<float>(c32h[2 * b + 1]) * da[b]), acc[t]);
-          }
-          continue;
-        }
-        __m256i is = kOneSum ? is0 : _mm256_add_epi32(is0, is1);
-        if constexpr (F == GgmlType::kQ4_0) {
-          is = _mm256_sub_epi32(is, _mm256_set1_epi32(c8[b]));
-        } else if constexpr (F == GgmlType::kQ5_0) {
-          is = _mm256_sub_epi32(is, _mm256_set1_epi32(2 * c8[b]));
-        }
-        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is), _mm256_mul_ps(d, _mm256_set1_ps(da[b])), acc[t]);
-        if constexpr (P::kMin) acc[t] = _mm256_fmadd_ps(mn, _mm256_set1_ps(da[nb + b]), acc[t]);
-        if constexpr (P::kScaleMin) acc[t] = _mm256_fnmadd_ps(mn, _mm256_set1_ps(da[nb + b]), acc[t]);
       }
     }
+    // As the AVX-512 kernel: d / d1 the scales of the block or its halves,
+    // mn / mn1 the mins.
+    __m256 d, d1 = _mm256_setzero_ps(), mn = _mm256_setzero_ps(), mn1 = _mm256_setzero_ps();
+    if constexpr (P::kQ6 || P::kQ3) {
+      const __m256 dd = fp16x8(hdr + 16 * half);
+      auto s8f = [](const uint8_t* p) {
+        return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+      };
+      d = _mm256_mul_ps(dd, s8f(rec + P::kCodes + 8 * half));
+      d1 = _mm256_mul_ps(dd, s8f(rec + P::kCodes + 16 + 8 * half));
+    } else if constexpr (P::kQ2) {
+      const __m256 dd = fp16x8(hdr + 16 * half), dm = fp16x8(hdr + 32 + 16 * half);
+      const __m256i s0 = u8x8(rec + P::kCodes + 8 * half), s1 = u8x8(rec + P::kCodes + 16 + 8 * half);
+      const __m256i lo = _mm256_set1_epi32(0x0f);
+      const __m256 k32 = _mm256_set1_ps(1.0f / 32);
+      d = _mm256_mul_ps(dd, _mm256_cvtepi32_ps(_mm256_and_si256(s0, lo)));
+      d1 = _mm256_mul_ps(dd, _mm256_cvtepi32_ps(_mm256_and_si256(s1, lo)));
+      mn = _mm256_mul_ps(_mm256_mul_ps(dm, _mm256_cvtepi32_ps(_mm256_srli_epi32(s0, 4))), k32);
+      mn1 = _mm256_mul_ps(_mm256_mul_ps(dm, _mm256_cvtepi32_ps(_mm256_srli_epi32(s1, 4))), k32);
+    } else if constexpr (P::kScaleMin) {
+      d = _mm256_mul_ps(fp16x8(hdr + 16 * half), _mm256_cvtepi32_ps(u8x8(rec + P::kCodes + 8 * half)));
+      mn = _mm256_mul_ps(fp16x8(hdr + 32 + 16 * half), _mm256_cvtepi32_ps(u8x8(rec + P::kCodes + 16 + 8 * half)));
+    } else {
+      d = fp16x8(rec + P::kCodes + 16 * half);
+      if constexpr (P::kMin) mn = fp16x8(rec + P::kCodes + 32 + 16 * half);
+    }
+    if constexpr (P::kQ8) {
+      for (int j = 0; j < 8; ++j) {
+        sg[j] = v[j];
+        v[j] = _mm256_abs_epi8(v[j]);  // |q|, once per block for every token
+      }
+    }
+#pragma GCC unroll 8
+    for (int t = 0; t < NT; ++t) {
+      const uint8_t* a = act + t * as;
+      const int8_t* ab = reinterpret_cast<const int8_t*>(a) + 32 * b;
+      const float* da = reinterpret_cast<const float*>(a + k);
+      const int32_t* c8 = reinterpret_cast<const int32_t*>(da + 2 * nb);  // then c128, c32h
+      __m256i is0, is1;
+      if constexpr (P::kQ8) {
+        is0 = is1 = _mm256_setzero_si256();
+        for (int j = 0; j < 4; ++j) {
+          const __m256i a0 = bcast4(ab + 4 * j), a1 = bcast4(ab + 16 + 4 * j);
+          is0 = _mm256_add_epi32(is0, _mm256_madd_epi16(_mm256_maddubs_epi16(v[j], _mm256_sign_epi8(a0, sg[j])), ones));
+          is1 = _mm256_add_epi32(
+              is1, _mm256_madd_epi16(_mm256_maddubs_epi16(v[j + 4], _mm256_sign_epi8(a1, sg[j + 4])), ones));
+        }
+      } else {
+        // vpmaddubsw's pair sums (|pair| <= 2 * max code * 127) added in
+        // int16 kDepth at a time, then one vpmaddwd: exact, no saturation.
+        if constexpr (kDepth >= 4) {
+          // Two running int16 sums (the block's halves), so few products
+          // are live at once (the kernel then keeps its accumulators and
+          // codes in registers).
+          __m256i s0 = _mm256_maddubs_epi16(v[0], bcast4(ab));
+          __m256i s1 = _mm256_maddubs_epi16(v[4], bcast4(ab + 16));
+          for (int j = 1; j < 4; ++j) {
+            s0 = _mm256_add_epi16(s0, _mm256_maddubs_epi16(v[j], bcast4(ab + 4 * j)));
+            s1 = _mm256_add_epi16(s1, _mm256_maddubs_epi16(v[j + 4], bcast4(ab + 16 + 4 * j)));
+          }
+          if constexpr (kOneSum) {
+            is0 = _mm256_madd_epi16(_mm256_add_epi16(s0, s1), ones);
+            is1 = _mm256_setzero_si256();
+          } else {
+            is0 = _mm256_madd_epi16(s0, ones);
+            is1 = _mm256_madd_epi16(s1, ones);
+          }
+        } else {
+          __m256i pr[8];
+          for (int j = 0; j < 4; ++j) {
+            pr[j] = _mm256_maddubs_epi16(v[j], bcast4(ab + 4 * j));
+            pr[j + 4] = _mm256_maddubs_epi16(v[j + 4], bcast4(ab + 16 + 4 * j));
+          }
+          is0 = sum_i32_depth2(pr, ones);
+          is1 = sum_i32_depth2(pr + 4, ones);
+        }
+      }
+      if constexpr (P::kHalves) {
+        const int32_t* c32h = c8 + 2 * nb;
+        if constexpr (P::kQ6) {
+          is0 = _mm256_sub_epi32(is0, _mm256_set1_epi32(c32h[2 * b]));
+          is1 = _mm256_sub_epi32(is1, _mm256_set1_epi32(c32h[2 * b + 1]));
+        } else if constexpr (P::kQ3) {
+          is0 = _mm256_sub_epi32(is0, _mm256_set1_epi32(c32h[2 * b] >> 3));
+          is1 = _mm256_sub_epi32(is1, _mm256_set1_epi32(c32h[2 * b + 1] >> 3));
+        }
+        const __m256 vda = _mm256_set1_ps(da[b]);
+        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is0), _mm256_mul_ps(d, vda), acc[t]);
+        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is1), _mm256_mul_ps(d1, vda), acc[t]);
+        if constexpr (P::kQ2) {
+          acc[t] = _mm256_fnmadd_ps(mn, _mm256_set1_ps(static_cast<float>(c32h[2 * b]) * da[b]), acc[t]);
+          acc[t] = _mm256_fnmadd_ps(mn1, _mm256_set1_ps(static_cast<float>(c32h[2 * b + 1]) * da[b]), acc[t]);
+        }
+        continue;
+      }
+      __m256i is = kOneSum ? is0 : _mm256_add_epi32(is0, is1);
+      if constexpr (F == GgmlType::kQ4_0) {
+        is = _mm256_sub_epi32(is, _mm256_set1_epi32(c8[b]));
+      } else if constexpr (F == GgmlType::kQ5_0) {
+        is = _mm256_sub_epi32(is, _mm256_set1_epi32(2 * c8[b]));
+      }
+      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is), _mm256_mul_ps(d, _mm256_set1_ps(da[b])), acc[t]);
+      if constexpr (P::kMin) acc[t] = _mm256_fmadd_ps(mn, _mm256_set1_ps(da[nb + b]), acc[t]);
+      if constexpr (P::kScaleMin) acc[t] = _mm256_fnmadd_ps(mn, _mm256_set1_ps(da[nb + b]), acc[t]);
+    }
+  };
+  auto store = [&](int half, const __m256* acc) {
     const __m256 bv = bias ? _mm256_loadu_ps(bias + 8 * half) : _mm256_setzero_ps();
     for (int t = 0; t < NT; ++t) {
       _mm256_storeu_ps(out + t * ldo + 8 * half, bias ? _mm256_add_ps(acc[t], bv) : acc[t]);
+    }
+  };
+  // A group's bytes per 32-element block (the group is nb of them).
+  constexpr size_t kBlockBytes = P::kHeader ? P::kSuper / 8 : P::kRec;
+  const size_t group_bytes = static_cast<size_t>(nb) * kBlockBytes;
+  if constexpr (NT <= kBothHalvesMaxTokens) {
+    // Few tokens: both halves of a block, then the next block, so every
+    // 64-byte line of the group is used whole when it arrives (decode
+    // streams the weights from memory once; two passes, each using half of
+    // each line, left the memory idle during the second). Each (row, token)
+    // still adds its blocks in order: the same bits.
+    __m256 acc0[NT], acc1[NT];
+    for (int t = 0; t < NT; ++t) acc0[t] = acc1[t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b) {
+      // One block's worth of bytes, kPrefetchAhead further on in this
+      // group, then in `next`.
+      for (size_t off = 0; off < kBlockBytes; off += 64) {
+        const size_t at = static_cast<size_t>(b) * kBlockBytes + kPrefetchAhead + off;
+        if (at < group_bytes) {
+          _mm_prefetch(reinterpret_cast<const char*>(grp) + at, _MM_HINT_T0);
+        } else if (next) {
+          _mm_prefetch(reinterpret_cast<const char*>(next) + (at - group_bytes), _MM_HINT_T0);
+        }
+      }
+      block(0, b, acc0);
+      block(1, b, acc1);
+    }
+    store(0, acc0);
+    store(1, acc1);
+  } else {
+    // More tokens: a half's codes stay in registers while every token
+    // passes over them (8 of the 16 vector registers). The first pass takes
+    // the group from memory (or from L2, where the previous call asked for
+    // it); given `next`, its bytes are asked into L2 a little per block over
+    // both passes, so memory streams while the kernel computes.
+    auto pass = [&](int half, bool prefetch) __attribute__((always_inline)) {
+      __m256 acc[NT];
+      for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
+      for (int64_t b = 0; b < nb; ++b) {
+        if (prefetch) {
+          const size_t step = static_cast<size_t>(half * nb + b);
+          for (size_t off = step * kBlockBytes / 2 / 64 * 64; off < (step + 1) * kBlockBytes / 2; off += 64) {
+            _mm_prefetch(reinterpret_cast<const char*>(next) + off, _MM_HINT_T1);
+          }
+        }
+        block(half, b, acc);
+      }
+      store(half, acc);
+    };
+    if (next) {
+      pass(0, true);
+      pass(1, true);
+    } else {
+      pass(0, false);
+      pass(1, false);
     }
   }
 }
@@ -400,25 +462,25 @@ bool float_row(GgmlType type, const uint8_t* src, const Geometry& g, float* dst)
   return true;
 }
 
-using PkFn = void (*)(const uint8_t*, int64_t, const uint8_t*, size_t, const float*, float*, int64_t);
+using PkFn = void (*)(const uint8_t*, int64_t, const uint8_t*, size_t, const float*, float*, int64_t, const uint8_t*);
 template <GgmlType F>
 constexpr PkFn kPk[kPkTokens] = {pk_tile_t<F, 1>, pk_tile_t<F, 2>, pk_tile_t<F, 3>, pk_tile_t<F, 4>,
                                  pk_tile_t<F, 5>, pk_tile_t<F, 6>, pk_tile_t<F, 7>, pk_tile_t<F, 8>};
 
 void pk_tile(GgmlType type, const uint8_t* grp, int64_t nb, const uint8_t* act, size_t as, int n_tok,
-             const float* bias, float* out, int64_t ldo) {
+             const float* bias, float* out, int64_t ldo, const uint8_t* next) {
   const int i = n_tok - 1;
   switch (type) {
-    case GgmlType::kQ4_0: return kPk<GgmlType::kQ4_0>[i](grp, nb, act, as, bias, out, ldo);
-    case GgmlType::kQ4_1: return kPk<GgmlType::kQ4_1>[i](grp, nb, act, as, bias, out, ldo);
-    case GgmlType::kQ5_0: return kPk<GgmlType::kQ5_0>[i](grp, nb, act, as, bias, out, ldo);
-    case GgmlType::kQ5_1: return kPk<GgmlType::kQ5_1>[i](grp, nb, act, as, bias, out, ldo);
-    case GgmlType::kQ2_K: return kPk<GgmlType::kQ2_K>[i](grp, nb, act, as, bias, out, ldo);
-    case GgmlType::kQ3_K: return kPk<GgmlType::kQ3_K>[i](grp, nb, act, as, bias, out, ldo);
-    case GgmlType::kQ8_0: return kPk<GgmlType::kQ8_0>[i](grp, nb, act, as, bias, out, ldo);
-    case GgmlType::kQ4_K: return kPk<GgmlType::kQ4_K>[i](grp, nb, act, as, bias, out, ldo);
-    case GgmlType::kQ5_K: return kPk<GgmlType::kQ5_K>[i](grp, nb, act, as, bias, out, ldo);
-    case GgmlType::kQ6_K: return kPk<GgmlType::kQ6_K>[i](grp, nb, act, as, bias, out, ldo);
+    case GgmlType::kQ4_0: return kPk<GgmlType::kQ4_0>[i](grp, nb, act, as, bias, out, ldo, next);
+    case GgmlType::kQ4_1: return kPk<GgmlType::kQ4_1>[i](grp, nb, act, as, bias, out, ldo, next);
+    case GgmlType::kQ5_0: return kPk<GgmlType::kQ5_0>[i](grp, nb, act, as, bias, out, ldo, next);
+    case GgmlType::kQ5_1: return kPk<GgmlType::kQ5_1>[i](grp, nb, act, as, bias, out, ldo, next);
+    case GgmlType::kQ2_K: return kPk<GgmlType::kQ2_K>[i](grp, nb, act, as, bias, out, ldo, next);
+    case GgmlType::kQ3_K: return kPk<GgmlType::kQ3_K>[i](grp, nb, act, as, bias, out, ldo, next);
+    case GgmlType::kQ8_0: return kPk<GgmlType::kQ8_0>[i](grp, nb, act, as, bias, out, ldo, next);
+    case GgmlType::kQ4_K: return kPk<GgmlType::kQ4_K>[i](grp, nb, act, as, bias, out, ldo, next);
+    case GgmlType::kQ5_K: return kPk<GgmlType::kQ5_K>[i](grp, nb, act, as, bias, out, ldo, next);
+    case GgmlType::kQ6_K: return kPk<GgmlType::kQ6_K>[i](grp, nb, act, as, bias, out, ldo, next);
     default: break;
   }
 }

@@ -735,7 +735,7 @@ constexpr PkFn kPk[kPkTokens] = {pk_tile_t<F, 1>, pk_tile_t<F, 2>, pk_tile_t<F, 
                                  pk_tile_t<F, 5>, pk_tile_t<F, 6>, pk_tile_t<F, 7>, pk_tile_t<F, 8>};
 
 void pk_tile(GgmlType type, const uint8_t* grp, int64_t nb, const uint8_t* act, size_t as, int n_tok,
-             const float* bias, float* out, int64_t ldo) {
+             const float* bias, float* out, int64_t ldo, const uint8_t* /*next*/) {
   const int i = n_tok - 1;
   switch (type) {
     case GgmlType::kQ4_0: return kPk<GgmlType::kQ4_0>[i](grp, nb, act, as, bias, out, ldo);

@@ -62,8 +62,8 @@ const char* running_target() { return hwy::TargetName(HWY_TARGET); }
 // for CPUs below SSSE3 / NEON, or RISC-V without RVV): the portable kernels.
 void pk_quantize_act(const float* x, int64_t k, uint8_t* dst) { portable_kernels()->pk_quantize_act(x, k, dst); }
 void pk_tile(GgmlType type, const uint8_t* grp, int64_t nb, const uint8_t* act, size_t as, int n_tok, const float* bias,
-             float* out, int64_t ldo) {
-  portable_kernels()->pk_tile(type, grp, nb, act, as, n_tok, bias, out, ldo);
+             float* out, int64_t ldo, const uint8_t* next) {
+  portable_kernels()->pk_tile(type, grp, nb, act, as, n_tok, bias, out, ldo, next);
 }
 
 #else
@@ -361,9 +361,10 @@ HWY_INLINE void block_dot(const int16_t* w, const int16_t* pairs, size_t r0, hn:
 }
 
 void pk_tile(GgmlType type, const uint8_t* grp, int64_t nb, const uint8_t* act, size_t as, int n_tok, const float* bias,
-             float* out, int64_t ldo) {
+             float* out, int64_t ldo, const uint8_t* next) {
+  (void)next;  // a hint this set does not use
   PkFormat f;
-  if (!pk_format(type, &f)) return portable_kernels()->pk_tile(type, grp, nb, act, as, n_tok, bias, out, ldo);
+  if (!pk_format(type, &f)) return portable_kernels()->pk_tile(type, grp, nb, act, as, n_tok, bias, out, ldo, next);
   const DF df;
   const DI di;
   const size_t n = hn::Lanes(df);
@@ -441,8 +442,8 @@ namespace {
 void pk_quantize_act_hwy(const float* x, int64_t k, uint8_t* dst) { HWY_DYNAMIC_DISPATCH(pk_quantize_act)(x, k, dst); }
 
 void pk_tile_hwy(GgmlType type, const uint8_t* grp, int64_t nb, const uint8_t* act, size_t as, int n_tok,
-                 const float* bias, float* out, int64_t ldo) {
-  HWY_DYNAMIC_DISPATCH(pk_tile)(type, grp, nb, act, as, n_tok, bias, out, ldo);
+                 const float* bias, float* out, int64_t ldo, const uint8_t* next) {
+  HWY_DYNAMIC_DISPATCH(pk_tile)(type, grp, nb, act, as, n_tok, bias, out, ldo, next);
 }
 
 #if (HWY_TARGETS & (HWY_TARGETS - 1)) == 0

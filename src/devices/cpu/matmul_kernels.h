@@ -93,8 +93,11 @@ struct KernelTable {
   void (*pk_quantize_act)(const float* x, int64_t k, uint8_t* dst) = nullptr;
   // One group of 16 packed rows (nb records) x n_tok <= kPkTokens tokens
   // (activation rows `act_stride` bytes apart): out[t * ldo + r] (+ bias[r]).
+  // `next`, when not null, is the group the caller passes next and that is
+  // not yet in cache (decode's next rows): a kernel may ask for its bytes
+  // while it computes. A hint only: the results do not depend on it.
   void (*pk_tile)(GgmlType type, const uint8_t* group, int64_t nb, const uint8_t* act, size_t act_stride, int n_tok,
-                  const float* bias, float* out, int64_t ldo) = nullptr;
+                  const float* bias, float* out, int64_t ldo, const uint8_t* next) = nullptr;
 };
 
 // Per-ISA tables; each returns null when the ISA was not compiled in.

@@ -316,7 +316,7 @@ float fp16_field(const uint8_t* p) {
 }
 
 void pk_tile_portable(GgmlType type, const uint8_t* grp, int64_t nb, const uint8_t* act, size_t as, int n_tok,
-                      const float* bias, float* out, int64_t ldo) {
+                      const float* bias, float* out, int64_t ldo, const uint8_t* /*next*/) {
   const bool q8 = type == GgmlType::kQ8_0, q4k = type == GgmlType::kQ4_K, q5k = type == GgmlType::kQ5_K;
   const bool q6k = type == GgmlType::kQ6_K, q3k = type == GgmlType::kQ3_K, q2k = type == GgmlType::kQ2_K;
   const bool kq = q4k || q5k;                                               // d * sc, dmin * m
