@@ -193,6 +193,7 @@ Expected<LoadedModel> load_model(const ModelArgs& a) {
   const ModelInfo& info = lm.model->info();
   KvCacheOptions kopt;
   kopt.type = *kv_type;
+  kopt.commit = a.commit_kv;
   const uint64_t elem = *kv_type == GgmlType::kF16 ? 2 : 4;
   const uint64_t per_token = 2ull * info.n_layer * info.n_head_kv * info.head_dim * elem;
   const int64_t ctx = info.n_ctx_train > 0 ? std::min<int64_t>(a.ctx, info.n_ctx_train) : a.ctx;

@@ -25,6 +25,7 @@ struct ModelArgs {
   std::string device = "cpu";  // cpu, cuda, cuda:N, or an index into `suanli devices`
   std::string device_map;      // DEVICE:FIRST-LAST,... (layers, inclusive)
   int64_t gpu_layers = -1;     // the last N layers on --device, the rest on the CPU
+  bool commit_kv = false;      // KvCacheOptions::commit (bench: yes; run, chat: no)
 };
 
 void add_model_args(CLI::App* sub, ModelArgs& a);
