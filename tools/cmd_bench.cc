@@ -98,8 +98,8 @@ Runner add_bench(CLI::App& app) {
     margs.batch = std::max<int64_t>(a->prompt, 1);
     if (a->depth > 0) margs.batch = std::max<int64_t>(margs.batch, std::min<int64_t>(a->depth, 512));
     margs.ctx = a->depth + a->prompt + a->gen + 16;
-    // Page faults at start, not in the timed passes; the pools keep huge
-    // pages, as a server's do (KvCacheOptions::commit).
+    // The pools' page faults at start, not in the timed passes, as a
+    // server's (KvCacheOptions::commit).
     margs.commit_kv = true;
     Expected<LoadedModel> lm = load_model(margs);
     if (!lm) return fail(lm.status().to_string());

@@ -27,10 +27,10 @@ struct KvCacheOptions {
   // first-touch zeroing then happens at start, not inside serving steps,
   // and a budget over the host's available memory is a ResourceExhausted
   // error from create() rather than an out-of-memory kill mid-request.
-  // Costs 0.1-2.5 s per GiB on this VM, so interactive one-shot commands
-  // (run, chat) leave it off; their CPU pools then use 4 KiB pages, so the
-  // first token does not wait on a huge page's zeroing per pool (see
-  // kv_cache.cc). Servers and `bench` commit.
+  // Costs 0.1-2.5 s per GiB on this VM. Servers and `bench` commit; run
+  // and chat do not, and their first token waits on the first touch of one
+  // huge page per pool instead (see docs/cpu.md: 0.01-0.5 s for a 30-layer
+  // model on the VM, where 4 KiB pages would cost ~7% of decode speed).
   bool commit = false;
 };
 

@@ -1,35 +1,8 @@
 #include "suanli/kv_cache.h"
 
-#if defined(__linux__)
-#include <sys/mman.h>
-#endif
-
 #include <algorithm>
 
 namespace suanli {
-namespace {
-
-// An uncommitted CPU pool fills on first use, inside the steps that use it.
-// The CPU device advises buffers of 1 MiB or more as huge pages, so the
-// first token written to a layer's pool would zero (and, on a VM, have the
-// host back) a whole 2 MiB page of K and one of V: 60 such faults before a
-// 30-layer model's first token, measured 8-16 ms each on the 2-vCPU VM of
-// bench/results (a 4-token prompt took 0.5 s, 7 ms with 4 KiB pages). So
-// these pools take 4 KiB pages, which fault one 4 KiB page at a time; the
-// committed pools of servers and benchmarks keep the huge pages (their
-// faults are paid at start, and long contexts read fewer TLB entries).
-void small_pages(void* p, size_t bytes) {
-#if defined(__linux__) && defined(MADV_NOHUGEPAGE)
-  const uintptr_t page = 4096, a = reinterpret_cast<uintptr_t>(p);
-  const uintptr_t first = (a + page - 1) / page * page;
-  if (bytes > first - a) madvise(reinterpret_cast<void*>(first), bytes - (first - a), MADV_NOHUGEPAGE);  // advice
-#else
-  (void)p, (void)bytes;
-#endif
-}
-
-}  // namespace
-
 
 Expected<std::unique_ptr<KvCache>> KvCache::create(Device& device, const ModelInfo& info,
                                                    const KvCacheOptions& options,
@@ -95,13 +68,9 @@ Expected<std::unique_ptr<KvCache>> KvCache::create(Device& device, const ModelIn
   for (int64_t l = 0; l < info.n_layer; ++l) {
     SUANLI_ASSIGN_OR_RETURN(std::unique_ptr<Buffer> k, devs[l]->alloc(per_layer_block * n_blocks));
     SUANLI_ASSIGN_OR_RETURN(std::unique_ptr<Buffer> v, devs[l]->alloc(per_layer_block * n_blocks));
-    if (devs[l]->kind() == DeviceKind::kCpu) {  // host memory
+    if (options.commit && devs[l]->kind() == DeviceKind::kCpu) {  // host memory: one write per 4 KiB page
       for (Buffer* b : {k.get(), v.get()}) {
-        if (options.commit) {  // one write per 4 KiB page
-          for (size_t off = 0; off < b->size(); off += 4096) static_cast<volatile char*>(b->data())[off] = 0;
-        } else {
-          small_pages(b->data(), b->size());
-        }
+        for (size_t off = 0; off < b->size(); off += 4096) static_cast<volatile char*>(b->data())[off] = 0;
       }
     }
     kv->k_.push_back(std::move(k));
