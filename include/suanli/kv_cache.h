@@ -29,7 +29,7 @@ struct KvCacheOptions {
   // error from create() rather than an out-of-memory kill mid-request.
   // Costs 0.1-2.5 s per GiB on this VM. Servers and `bench` commit; run
   // and chat do not, and their first token waits on the first touch of one
-  // huge page per pool instead (see docs/cpu.md: 0.01-0.5 s for a 30-layer
+  // huge page per pool instead (see docs/cpu.md: 0.01-0.75 s for a 30-layer
   // model on the VM, where 4 KiB pages would cost ~7% of decode speed).
   bool commit = false;
 };

@@ -151,29 +151,7 @@ Expected<std::unique_ptr<Buffer>> CpuDevice::alloc(size_t bytes) {
   return std::unique_ptr<Buffer>(new HostBuffer(p, bytes, true));
 }
 
-// Mapped bytes (weights read in place from the model file: the token
-// embedding table, norms, formats that are not packed) are faulted in here,
-// at load, as llama.cpp's MAP_POPULATE does: otherwise each decode step's
-// embedding row was a first touch of a file page, a minor fault (or a disk
-// read) inside the step: 53-65 us a token on the 2-vCPU VM of bench/results,
-// 5 us with the pages mapped.
 Expected<std::unique_ptr<Buffer>> CpuDevice::map_host(const void* host, size_t bytes) {
-  if (bytes > 0) {
-    constexpr uintptr_t kPage = 4096;
-    const uintptr_t first = reinterpret_cast<uintptr_t>(host) / kPage * kPage;
-    const uintptr_t end = reinterpret_cast<uintptr_t>(host) + bytes;
-    bool populated = false;
-#ifdef MADV_POPULATE_READ
-    populated = madvise(reinterpret_cast<void*>(first), end - first, MADV_POPULATE_READ) == 0;  // Linux 5.14+
-#endif
-    if (!populated) {
-      uint8_t sink = 0;
-      for (uintptr_t a = first; a < end; a += kPage) {
-        sink ^= *reinterpret_cast<const volatile uint8_t*>(std::max(a, reinterpret_cast<uintptr_t>(host)));
-      }
-      (void)sink;
-    }
-  }
   return std::unique_ptr<Buffer>(new HostBuffer(const_cast<void*>(host), bytes, false));
 }
 

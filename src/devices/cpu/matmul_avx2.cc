@@ -290,7 +290,7 @@ void pk_tile_t(const uint8_t* grp, int64_t nb, const uint8_t* act, size_t as, co
         const size_t at = static_cast<size_t>(b) * kBlockBytes + kPrefetchAhead + off;
         if (at < group_bytes) {
           _mm_prefetch(reinterpret_cast<const char*>(grp) + at, _MM_HINT_T0);
-        } else if (next) {
+        } else if (next && at - group_bytes < group_bytes) {  // within `next` (a small group may end sooner)
           _mm_prefetch(reinterpret_cast<const char*>(next) + (at - group_bytes), _MM_HINT_T0);
         }
       }
