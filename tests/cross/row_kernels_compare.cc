@@ -94,7 +94,9 @@ RowComparison check_row_kernels(const RowKernels& k, uint64_t seed) {
         if (std::fabs(acc[e] - want_acc[e]) > 1e-5 * mag) fail(where("accumulate", d, e, acc[e], want_acc[e]));
       }
       if (k.dots_f16 && k.accumulate_f16 && d % 16 == 0) {
-        // 1, 2, 5 and 7 queries (the AVX2 set's groups of one to four)
+        // 1, 2, 5, 7, 13 and 48 queries (the AVX2 set's decode groups of
+        // one to four, and its prefill path past eight: a 16-token chunk of
+        // a 3-heads-per-kv-head model)
         // seeing nk, nk - 1 or nk - 2 keys (rows by pointer, reversed order
         // in memory to show pointers are followed), bit for bit against the
         // float-row kernels over the converted rows. Rows of out and p are
@@ -106,17 +108,29 @@ RowComparison check_row_kernels(const RowKernels& k, uint64_t seed) {
           std::copy(kk.begin() + (nk - 1 - j) * d, kk.begin() + (nk - j) * d, krev.begin() + j * d);
         }
         const int64_t ld = nk + 3;
-        for (int nq : {1, 2, 5, 7}) {
+        for (int nq : {1, 2, 5, 7, 13, 48}) {
           std::vector<std::vector<float>> qv(nq, std::vector<float>(d));
           std::vector<const float*> qs(nq);
           std::vector<int64_t> lim(nq);
           for (int i = 0; i < nq; ++i) {
             fill(qv[i], 1.0f);
             qs[i] = qv[i].data();
-            lim[i] = std::max<int64_t>(0, nk - (i * 5 % 3));
+            lim[i] = std::max<int64_t>(0, nk - ((i * 5 + 1) % 3));  // nk - 1, nk, nk - 2, ...
           }
           std::vector<float> out(nq * ld, -1.0f), ref(nk);
           k.dots_f16(qs.data(), nq, rows.data(), lim.data(), d, 0.125f, out.data(), ld);
+          if (k.dots_f32_rows) {
+            // The float rows of the same keys, by pointer: the same bits.
+            std::vector<const float*> frows(nk);
+            for (int64_t j = 0; j < nk; ++j) frows[j] = krev.data() + j * d;
+            std::vector<float> out32(nq * ld, -1.0f);
+            k.dots_f32_rows(qs.data(), nq, frows.data(), lim.data(), d, 0.125f, out32.data(), ld);
+            for (int i = 0; i < nq; ++i) {
+              if (std::memcmp(out.data() + i * ld, out32.data() + i * ld, lim[i] * sizeof(float)) != 0) {
+                fail(where("dots_f32_rows vs dots_f16 (d, query)", d, i, out32[i * ld], out[i * ld]));
+              }
+            }
+          }
           std::vector<float> p2(nq * ld);
           fill(p2, 0.5f);
           std::vector<float> a2(nq * d, 0.25f);

@@ -10,6 +10,8 @@
 #include <cstring>
 #include <optional>
 #include <string_view>
+#include <type_traits>
+#include <vector>
 
 #include "core/quant/quant.h"
 #include "devices/cpu/cpu_features.h"
@@ -259,55 +261,13 @@ inline void prefetch_row(const uint16_t* const* row, int64_t r, int64_t nk, int6
 }
 constexpr int64_t kPrefetchKeys = 8;  // how far ahead K / V rows are fetched
 
-// AVX2 kernels reading F16 rows in place, for decode-sized query groups
-// (kAvx2DirectMaxQueries: 16 registers hold no key row across a prefill
-// chunk's queries, so there the tile path, which converts each row once,
-// is the faster). The arithmetic is dots_x86's and accumulate_x86's: per
-// (query, key) the 16-lane partial sums as two 8-lane vectors, fma in
-// element order, tree16_x2, the scale; per element one fma per key in key
-// order. A key row is converted once for up to four queries.
+// AVX2 weighted values reading F16 rows in place, for decode-sized query
+// groups (at most kAvx2DirectMaxQueries; 16 registers hold no value row
+// across a prefill chunk's queries, so accumulate_f16_many_avx2 converts
+// each row once into a tile for those). The arithmetic is accumulate_x86's:
+// per element one fma per key, in key order. A value row is converted once
+// for up to four queries.
 constexpr int kAvx2DirectMaxQueries = 8;
-template <int NQ>
-SUANLI_AVX2_TARGET void dots_f16_group_x86(const float* const* q, const uint16_t* const* k, int64_t nk, int64_t d,
-                                           __m256 vs, float* out, int64_t ldo) {
-  for (int64_t r0 = 0; r0 < kPrefetchKeys; ++r0) prefetch_row(k, r0, nk, d);
-  for (int64_t r = 0; r < nk; ++r) {
-    __m256 lo[NQ], hi[NQ];
-    for (int i = 0; i < NQ; ++i) lo[i] = hi[i] = _mm256_setzero_ps();
-    const uint16_t* kr = k[r];
-    for (int64_t e = 0; e < d; e += 16) {
-      const __m256 k0 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kr + e)));
-      const __m256 k1 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kr + e + 8)));
-      for (int i = 0; i < NQ; ++i) {
-        lo[i] = _mm256_fmadd_ps(_mm256_loadu_ps(q[i] + e), k0, lo[i]);
-        hi[i] = _mm256_fmadd_ps(_mm256_loadu_ps(q[i] + e + 8), k1, hi[i]);
-      }
-    }
-    prefetch_row(k, r + kPrefetchKeys, nk, d);
-    for (int i = 0; i < NQ; i += 2) {
-      const int j = i + 1 < NQ ? i + 1 : i;
-      const __m256 y = _mm256_mul_ps(tree16_x2(lo[i], hi[i], lo[j], hi[j]), vs);  // lanes 0 and 4
-      out[i * ldo + r] = _mm256_cvtss_f32(y);
-      if (j != i) out[j * ldo + r] = _mm_cvtss_f32(_mm256_extractf128_ps(y, 1));
-    }
-  }
-}
-// Every query of a group takes keys up to the group's largest limit (the
-// rows exist; the scores past a query's own limit are not read).
-SUANLI_AVX2_TARGET void dots_f16_avx2(const float* const* q, int nq, const uint16_t* const* k, const int64_t* lim,
-                                      int64_t d, float scale, float* out, int64_t ldo) {
-  const __m256 vs = _mm256_set1_ps(scale);
-  for (int i = 0; i < nq; i += 4) {
-    int64_t nk = 0;
-    for (int j = i; j < std::min(nq, i + 4); ++j) nk = std::max(nk, lim[j]);
-    switch (std::min(4, nq - i)) {
-      case 1: dots_f16_group_x86<1>(q + i, k, nk, d, vs, out + i * ldo, ldo); break;
-      case 2: dots_f16_group_x86<2>(q + i, k, nk, d, vs, out + i * ldo, ldo); break;
-      case 3: dots_f16_group_x86<3>(q + i, k, nk, d, vs, out + i * ldo, ldo); break;
-      default: dots_f16_group_x86<4>(q + i, k, nk, d, vs, out + i * ldo, ldo); break;
-    }
-  }
-}
 // NQ queries' accumulators for 16 elements in registers over all keys; the
 // rows are walked once per 16 elements (the first walk fetches them).
 template <int NQ>
@@ -354,6 +314,229 @@ SUANLI_AVX2_TARGET void accumulate_f16_avx2(const float* p, int64_t ldp, int nq,
       case 2: accumulate_f16_group_x86<2>(pi, ldp, v, lim + i, d, ai); break;
       case 3: accumulate_f16_group_x86<3>(pi, ldp, v, lim + i, d, ai); break;
       default: accumulate_f16_group_x86<4>(pi, ldp, v, lim + i, d, ai); break;
+    }
+  }
+}
+
+// Keys in lanes: the AVX2 set's scores where the CPU has no AVX-512 (with
+// AVX-512, row_kernels() keeps dots_x86's tree, which dots_f16_avx512
+// matches). A score is one fma chain over the elements in order,
+// s = fma(q[e], k[e], s) from s = 0, then times the scale; eight keys share
+// a vector, so there is no reduction tree. Keys are first turned into a
+// transposed block kt[e][kKlBlock] (32 keys, zero past the last), which
+// every query of the call then reads: a decode group and a prefill chunk's
+// 48 queries go through the same chain, so a token's scores are the same
+// bits in both. Against the tree: a prefill chunk's dot products take ~8
+// FMAs per (query, key) instead of ~14 operations.
+constexpr int64_t kKlBlock = 32;
+constexpr int kKlQueries = 3;  // queries per microkernel call (a GQA group of 3: one token's heads)
+
+template <typename T>
+SUANLI_AVX2_TARGET inline __m256 load8_as_f32(const T* p) {
+  if constexpr (std::is_same_v<T, float>) {
+    return _mm256_loadu_ps(p);
+  } else {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  }
+}
+SUANLI_AVX2_TARGET inline void transpose8(__m256* r) {
+  __m256 t[8], s[8];
+  for (int i = 0; i < 4; ++i) {
+    t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 2; ++i) {
+    s[4 * i + 0] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+    s[4 * i + 1] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+    s[4 * i + 2] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+    s[4 * i + 3] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+  }
+  for (int i = 0; i < 4; ++i) {
+    r[i] = _mm256_permute2f128_ps(s[i], s[i + 4], 0x20);
+    r[i + 4] = _mm256_permute2f128_ps(s[i], s[i + 4], 0x31);
+  }
+}
+// kt[e * kKlBlock + j] = rows[j][e] for j < n, 0 for n <= j < kKlBlock
+// (d % 8 == 0).
+template <typename T>
+SUANLI_AVX2_TARGET void transpose_keys(const T* const* rows, int64_t n, int64_t d, float* kt) {
+  for (int64_t j0 = 0; j0 < kKlBlock; j0 += 8) {
+    if (j0 >= n) {
+      for (int64_t e = 0; e < d; ++e) _mm256_storeu_ps(kt + e * kKlBlock + j0, _mm256_setzero_ps());
+      continue;
+    }
+    for (int64_t e = 0; e < d; e += 8) {
+      __m256 x[8];
+      for (int j = 0; j < 8; ++j) x[j] = j0 + j < n ? load8_as_f32(rows[j0 + j] + e) : _mm256_setzero_ps();
+      transpose8(x);
+      for (int j = 0; j < 8; ++j) _mm256_storeu_ps(kt + (e + j) * kKlBlock + j0, x[j]);
+    }
+  }
+}
+// Scores of MQ queries against the first 8 * NV keys of a transposed block;
+// out[i * ldo + j] for j < n_out.
+template <int MQ, int NV>
+SUANLI_AVX2_TARGET void dots_kl_tile(const float* const* q, const float* kt, int64_t d, __m256 vs, float* out,
+                                     int64_t ldo, int64_t n_out) {
+  __m256 a[MQ][NV];
+  for (int i = 0; i < MQ; ++i) {
+    for (int c = 0; c < NV; ++c) a[i][c] = _mm256_setzero_ps();
+  }
+  for (int64_t e = 0; e < d; ++e) {
+    const float* k = kt + e * kKlBlock;
+#pragma GCC unroll 4
+    for (int i = 0; i < MQ; ++i) {
+      const __m256 qe = _mm256_broadcast_ss(q[i] + e);
+#pragma GCC unroll 4
+      for (int c = 0; c < NV; ++c) a[i][c] = _mm256_fmadd_ps(qe, _mm256_loadu_ps(k + 8 * c), a[i][c]);
+    }
+  }
+  // Every accumulator through a constant index (so they stay in
+  // registers), then the valid columns out.
+  alignas(32) float res[MQ][8 * NV];
+#pragma GCC unroll 16
+  for (int i = 0; i < MQ; ++i) {
+#pragma GCC unroll 4
+    for (int c = 0; c < NV; ++c) _mm256_store_ps(res[i] + 8 * c, _mm256_mul_ps(a[i][c], vs));
+  }
+  for (int i = 0; i < MQ; ++i) std::copy(res[i], res[i] + n_out, out + i * ldo);
+}
+template <int MQ>
+SUANLI_AVX2_TARGET void dots_kl_tile_n(const float* const* q, const float* kt, int64_t d, __m256 vs, float* out,
+                                       int64_t ldo, int64_t n_out) {
+  switch ((n_out + 7) / 8) {
+    case 1: dots_kl_tile<MQ, 1>(q, kt, d, vs, out, ldo, n_out); break;
+    case 2: dots_kl_tile<MQ, 2>(q, kt, d, vs, out, ldo, n_out); break;
+    case 3: dots_kl_tile<MQ, 3>(q, kt, d, vs, out, ldo, n_out); break;
+    default: dots_kl_tile<MQ, 4>(q, kt, d, vs, out, ldo, n_out); break;
+  }
+}
+// out[i * ldo + r] = score(q[i], rows[r]) for r < lim[i] (and up to the
+// largest limit of the query's group of kKlQueries), d % 8 == 0.
+template <typename T>
+SUANLI_AVX2_TARGET void dots_kl(const float* const* q, int nq, const T* const* rows, const int64_t* lim, int64_t d,
+                                float scale, float* out, int64_t ldo) {
+  int64_t nk = 0;
+  for (int i = 0; i < nq; ++i) nk = std::max(nk, lim[i]);
+  thread_local std::vector<float> buf;
+  if (buf.size() < static_cast<size_t>(kKlBlock * d)) buf.resize(static_cast<size_t>(kKlBlock * d));
+  float* kt = buf.data();
+  const __m256 vs = _mm256_set1_ps(scale);
+  for (int64_t k0 = 0; k0 < nk; k0 += kKlBlock) {
+    const int64_t nb = std::min(kKlBlock, nk - k0);
+    transpose_keys(rows + k0, nb, d, kt);
+    for (int i = 0; i < nq; i += kKlQueries) {
+      const int m = std::min(kKlQueries, nq - i);
+      int64_t hi = 0;
+      for (int j = i; j < i + m; ++j) hi = std::max(hi, lim[j]);
+      const int64_t n_out = std::min(nb, hi - k0);
+      if (n_out <= 0) continue;
+      float* o = out + i * ldo + k0;
+      switch (m) {
+        case 1: dots_kl_tile_n<1>(q + i, kt, d, vs, o, ldo, n_out); break;
+        case 2: dots_kl_tile_n<2>(q + i, kt, d, vs, o, ldo, n_out); break;
+        default: dots_kl_tile_n<3>(q + i, kt, d, vs, o, ldo, n_out); break;
+      }
+    }
+  }
+}
+SUANLI_AVX2_TARGET void dots_kl_f16_avx2(const float* const* q, int nq, const uint16_t* const* k, const int64_t* lim,
+                                         int64_t d, float scale, float* out, int64_t ldo) {
+  dots_kl(q, nq, k, lim, d, scale, out, ldo);
+}
+SUANLI_AVX2_TARGET void dots_kl_f32_avx2(const float* const* q, int nq, const float* const* k, const int64_t* lim,
+                                         int64_t d, float scale, float* out, int64_t ldo) {
+  if (d % 8 == 0) {
+    dots_kl(q, nq, k, lim, d, scale, out, ldo);
+    return;
+  }
+  for (int i = 0; i < nq; ++i) {
+    for (int64_t r = 0; r < lim[i]; ++r) {
+      float s = 0.0f;
+      for (int64_t e = 0; e < d; ++e) s = std::fma(q[i][e], k[r][e], s);
+      out[i * ldo + r] = s * scale;
+    }
+  }
+}
+// The same scores over float rows k[r * d]; any d (d % 8 != 0: the same
+// chain, one key at a time).
+SUANLI_AVX2_TARGET void dots_kl_x86(const float* q, const float* k, int64_t nk, int64_t d, float scale, float* out) {
+  thread_local std::vector<const float*> rows;
+  rows.resize(static_cast<size_t>(nk));
+  for (int64_t r = 0; r < nk; ++r) rows[r] = k + r * d;
+  dots_kl_f32_avx2(&q, 1, rows.data(), &nk, d, scale, out, nk);
+}
+// Weighted values for more queries than kAvx2DirectMaxQueries (a prefill
+// chunk): per block of kKlBlock keys the V rows are converted once into a
+// float tile, then MQ queries x 8 NE elements accumulate in registers over
+// the block's keys. Per (query, element) the additions are
+// accumulate_f16_group_x86's: one fma per key, in key order.
+template <int MQ, int NE>
+SUANLI_AVX2_TARGET void accumulate_tile(const float* p, int64_t ldp, const float* vt, int64_t n, int64_t d, float* acc) {
+  __m256 a[MQ][NE];
+  for (int i = 0; i < MQ; ++i) {
+    for (int c = 0; c < NE; ++c) a[i][c] = _mm256_loadu_ps(acc + i * d + 8 * c);
+  }
+  for (int64_t r = 0; r < n; ++r) {
+    __m256 v[NE];
+#pragma GCC unroll 4
+    for (int c = 0; c < NE; ++c) v[c] = _mm256_loadu_ps(vt + r * d + 8 * c);
+#pragma GCC unroll 4
+    for (int i = 0; i < MQ; ++i) {
+      const __m256 pr = _mm256_broadcast_ss(p + i * ldp + r);
+#pragma GCC unroll 4
+      for (int c = 0; c < NE; ++c) a[i][c] = _mm256_fmadd_ps(pr, v[c], a[i][c]);
+    }
+  }
+  for (int i = 0; i < MQ; ++i) {
+    for (int c = 0; c < NE; ++c) _mm256_storeu_ps(acc + i * d + 8 * c, a[i][c]);
+  }
+}
+template <int MQ>
+SUANLI_AVX2_TARGET void accumulate_tile_d(const float* p, int64_t ldp, const float* vt, int64_t n, int64_t d,
+                                          float* acc) {
+  if (n <= 0) return;
+  for (int64_t e = 0; e < d; e += 32) {
+    switch (std::min<int64_t>(4, (d - e) / 8)) {
+      case 1: accumulate_tile<MQ, 1>(p, ldp, vt + e, n, d, acc + e); break;
+      case 2: accumulate_tile<MQ, 2>(p, ldp, vt + e, n, d, acc + e); break;
+      case 3: accumulate_tile<MQ, 3>(p, ldp, vt + e, n, d, acc + e); break;
+      default: accumulate_tile<MQ, 4>(p, ldp, vt + e, n, d, acc + e); break;
+    }
+  }
+}
+SUANLI_AVX2_TARGET void accumulate_f16_many_avx2(const float* p, int64_t ldp, int nq, const uint16_t* const* v,
+                                                 const int64_t* lim, int64_t d, float* acc) {
+  if (nq <= kAvx2DirectMaxQueries) {
+    accumulate_f16_avx2(p, ldp, nq, v, lim, d, acc);
+    return;
+  }
+  int64_t nk = 0;
+  for (int i = 0; i < nq; ++i) nk = std::max(nk, lim[i]);
+  thread_local std::vector<float> buf;
+  if (buf.size() < static_cast<size_t>(kKlBlock * d)) buf.resize(static_cast<size_t>(kKlBlock * d));
+  float* vt = buf.data();
+  for (int64_t k0 = 0; k0 < nk; k0 += kKlBlock) {
+    const int64_t nb = std::min(kKlBlock, nk - k0);
+    for (int64_t r = 0; r < nb; ++r) f16_to_f32_x86(v[k0 + r], vt + r * d, d);
+    for (int i = 0; i < nq; i += kKlQueries) {
+      const int m = std::min(kKlQueries, nq - i);
+      // Keys every query of the group sees, then each query's own rest.
+      int64_t lo = INT64_MAX;
+      for (int j = i; j < i + m; ++j) lo = std::min(lo, lim[j]);
+      const int64_t n_all = std::clamp<int64_t>(lo - k0, 0, nb);
+      const float* pi = p + i * ldp + k0;
+      switch (m) {
+        case 1: accumulate_tile_d<1>(pi, ldp, vt, n_all, d, acc + i * d); break;
+        case 2: accumulate_tile_d<2>(pi, ldp, vt, n_all, d, acc + i * d); break;
+        default: accumulate_tile_d<3>(pi, ldp, vt, n_all, d, acc + i * d); break;
+      }
+      for (int j = i; j < i + m; ++j) {
+        const int64_t n_j = std::clamp<int64_t>(lim[j] - k0, 0, nb);
+        if (n_j > n_all) {
+          accumulate_tile_d<1>(p + j * ldp + k0 + n_all, ldp, vt + n_all * d, n_j - n_all, d, acc + j * d);
+        }
+      }
     }
   }
 }
@@ -567,9 +750,9 @@ const RowKernels* avx2_row_kernels() {
   static const std::optional<RowKernels> k = []() -> std::optional<RowKernels> {
     __builtin_cpu_init();
     if (!__builtin_cpu_supports("avx2") || !cpu_has_f16c() || !__builtin_cpu_supports("fma")) return std::nullopt;
-    return RowKernels{f16_to_f32_x86,      f32_to_f16_x86,       dots_x86,         accumulate_x86,
-                      dots_f16_avx2,       accumulate_f16_avx2,  softmax_exp_avx2, swiglu_avx2,
-                      kAvx2DirectMaxQueries};
+    return RowKernels{f16_to_f32_x86,   f32_to_f16_x86,           dots_kl_x86,      accumulate_x86,
+                      dots_kl_f16_avx2, accumulate_f16_many_avx2, softmax_exp_avx2, swiglu_avx2,
+                      dots_kl_f32_avx2};
   }();
   return k ? &*k : nullptr;
 #else
@@ -590,9 +773,10 @@ const RowKernels& row_kernels() {
     RowKernels k = *avx2;
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw")) {
+      k.dots = dots_x86;  // the tree that dots_f16_avx512 follows
+      k.dots_f32_rows = nullptr;
       k.dots_f16 = dots_f16_avx512;
       k.accumulate_f16 = accumulate_f16_avx512;
-      k.f16_direct_max_queries = RowKernels{}.f16_direct_max_queries;
       k.softmax_exp = softmax_exp_avx512;
       k.swiglu = swiglu_avx512;
     }
@@ -812,8 +996,7 @@ void attention(ThreadPool& pool, Workspace& ws, const float* q, int64_t n_tokens
       };
       // F16 rows read in place (no tile conversion) where the kernels allow:
       // bit-identical to the tile path.
-      const bool direct = kv.type == GgmlType::kF16 && rk.dots_f16 && d % 16 == 0 && d <= 128 &&
-                          nq <= rk.f16_direct_max_queries;
+      const bool direct = kv.type == GgmlType::kF16 && rk.dots_f16 && d % 16 == 0 && d <= 128;
       // The segment's slots (the K and V rows of this unit's kv heads) are
       // asked for up front, into L2: the heads below each read a part of
       // every slot, and a long context's keys are far from any cache.
@@ -861,6 +1044,19 @@ void attention(ThreadPool& pool, Workspace& ws, const float* q, int64_t n_tokens
             lims[qi] = lim_of(qi);
           }
           rk.dots_f16(qrows.data(), static_cast<int>(nq), krows.data(), lims.data(), d, scale, scores, kSegment);
+        } else if (kv.type == GgmlType::kF32 && rk.dots_f32_rows) {
+          thread_local std::vector<const float*> frows;
+          frows.resize(nk);
+          for (int64_t r = 0; r < nk; ++r) {
+            frows[r] = static_cast<const float*>(kv.k) + (slot_of(k_lo + r) * kv.n_kv_heads + h) * d;
+          }
+          qrows.resize(nq);
+          lims.resize(nq);
+          for (int64_t qi = 0; qi < nq; ++qi) {
+            qrows[qi] = query(qi);
+            lims[qi] = lim_of(qi);
+          }
+          rk.dots_f32_rows(qrows.data(), static_cast<int>(nq), frows.data(), lims.data(), d, scale, scores, kSegment);
         } else {
           for (int64_t k0 = 0; k0 < nk; k0 += kKeyBlock) {
             const int64_t nb = std::min(kKeyBlock, nk - k0);

@@ -12,7 +12,10 @@ namespace suanli::cpu {
 struct RowKernels {
   void (*f16_to_f32)(const uint16_t* src, float* dst, int64_t n);
   void (*f32_to_f16)(const float* src, uint16_t* dst, int64_t n);
-  // out[r] = dot(q, k[r]) * scale for r < nk (k rows of d floats).
+  // out[r] = dot(q, k[r]) * scale for r < nk (k rows of d floats). The
+  // order of the dot product's additions is the set's own: 16 lane sums and
+  // a tree (portable, Highway, AVX-512), or one fma chain in element order
+  // (AVX2 without AVX-512: keys in lanes).
   void (*dots)(const float* q, const float* k, int64_t nk, int64_t d, float scale, float* out);
   // acc[:] += p[r] * v[r][:] for r < nk, in order.
   void (*accumulate)(const float* p, const float* v, int64_t nk, int64_t d, float* acc);
@@ -32,12 +35,10 @@ struct RowKernels {
   float (*softmax_exp)(float* sc, int64_t n, float m);
   // out[i] = silu(gate[i]) * up[i]
   void (*swiglu)(const float* gate, const float* up, int64_t n, float* out);
-  // Attention takes dots_f16 / accumulate_f16 for at most this many queries
-  // per kv head and work item (the AVX2 set: 8, a decode step's group in
-  // models with up to 8 query heads per kv head; it converts a key row per
-  // four queries, so prefill chunks, and decode of models with more heads
-  // per kv head, go through the converted tile, which converts it once).
-  int64_t f16_direct_max_queries = INT64_MAX;
+  // Optional (null when absent): dots_f16's scores over float rows given by
+  // pointers (an F32 cache), bit-identical to dots; any d.
+  void (*dots_f32_rows)(const float* const* q, int nq, const float* const* k, const int64_t* lim, int64_t d,
+                        float scale, float* out, int64_t ldo) = nullptr;
 };
 
 // The set that goes with the selected matmul kernel set: "portable" and
