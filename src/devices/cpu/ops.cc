@@ -358,9 +358,17 @@ SUANLI_AVX2_TARGET inline void transpose8(__m256* r) {
 }
 // kt[e * kKlBlock + j] = rows[j][e] for j < n, 0 for n <= j < kKlBlock
 // (d % 8 == 0).
+// Also asks for the next block's rows (next[j], j < n_next) into L1, eight
+// rows per eight transposed: a long context's keys come from memory, and
+// the transposition alone would not have enough misses in flight.
 template <typename T>
-SUANLI_AVX2_TARGET void transpose_keys(const T* const* rows, int64_t n, int64_t d, float* kt) {
+SUANLI_AVX2_TARGET void transpose_keys(const T* const* rows, int64_t n, int64_t d, float* kt, const T* const* next,
+                                       int64_t n_next) {
   for (int64_t j0 = 0; j0 < kKlBlock; j0 += 8) {
+    for (int64_t j = j0; j < std::min(j0 + 8, n_next); ++j) {
+      const char* p = reinterpret_cast<const char*>(next[j]);
+      for (int64_t b = 0; b < static_cast<int64_t>(d * sizeof(T)); b += 64) _mm_prefetch(p + b, _MM_HINT_T0);
+    }
     if (j0 >= n) {
       for (int64_t e = 0; e < d; ++e) _mm256_storeu_ps(kt + e * kKlBlock + j0, _mm256_setzero_ps());
       continue;
@@ -424,7 +432,7 @@ SUANLI_AVX2_TARGET void dots_kl(const float* const* q, int nq, const T* const* r
   const __m256 vs = _mm256_set1_ps(scale);
   for (int64_t k0 = 0; k0 < nk; k0 += kKlBlock) {
     const int64_t nb = std::min(kKlBlock, nk - k0);
-    transpose_keys(rows + k0, nb, d, kt);
+    transpose_keys(rows + k0, nb, d, kt, rows + k0 + nb, std::min(kKlBlock, nk - k0 - nb));
     for (int i = 0; i < nq; i += kKlQueries) {
       const int m = std::min(kKlQueries, nq - i);
       int64_t hi = 0;
