@@ -1037,6 +1037,15 @@ void attention(ThreadPool& pool, Workspace& ws, const float* q, int64_t n_tokens
             }
           }
         };
+        // The query rows and key limits for the by-pointer kernels.
+        auto fill_queries = [&] {
+          qrows.resize(nq);
+          lims.resize(nq);
+          for (int64_t qi = 0; qi < nq; ++qi) {
+            qrows[qi] = query(qi);
+            lims[qi] = lim_of(qi);
+          }
+        };
         if (direct) {
           krows.resize(nk);
           vrows.resize(nk);
@@ -1045,12 +1054,7 @@ void attention(ThreadPool& pool, Workspace& ws, const float* q, int64_t n_tokens
             krows[r] = static_cast<const uint16_t*>(kv.k) + idx;
             vrows[r] = static_cast<const uint16_t*>(kv.v) + idx;
           }
-          qrows.resize(nq);
-          lims.resize(nq);
-          for (int64_t qi = 0; qi < nq; ++qi) {
-            qrows[qi] = query(qi);
-            lims[qi] = lim_of(qi);
-          }
+          fill_queries();
           rk.dots_f16(qrows.data(), static_cast<int>(nq), krows.data(), lims.data(), d, scale, scores, kSegment);
         } else if (kv.type == GgmlType::kF32 && rk.dots_f32_rows) {
           thread_local std::vector<const float*> frows;
@@ -1058,12 +1062,7 @@ void attention(ThreadPool& pool, Workspace& ws, const float* q, int64_t n_tokens
           for (int64_t r = 0; r < nk; ++r) {
             frows[r] = static_cast<const float*>(kv.k) + (slot_of(k_lo + r) * kv.n_kv_heads + h) * d;
           }
-          qrows.resize(nq);
-          lims.resize(nq);
-          for (int64_t qi = 0; qi < nq; ++qi) {
-            qrows[qi] = query(qi);
-            lims[qi] = lim_of(qi);
-          }
+          fill_queries();
           rk.dots_f32_rows(qrows.data(), static_cast<int>(nq), frows.data(), lims.data(), d, scale, scores, kSegment);
         } else {
           for (int64_t k0 = 0; k0 < nk; k0 += kKeyBlock) {
