@@ -60,8 +60,10 @@ RowComparison check_row_kernels(const RowKernels& k, uint64_t seed) {
   }
 
   // Dots and accumulate, float rows and F16 rows.
-  for (int64_t d : {16, 64, 80, 128}) {
-    for (int64_t nk : {1, 5, 33, 70}) {
+  // d = 12 and 24: tails (the AVX2 scores' scalar chain for d % 8 != 0);
+  // nk = 12 and 50: last blocks of 9-24 keys (partial vectors of keys).
+  for (int64_t d : {12, 16, 24, 64, 80, 128}) {
+    for (int64_t nk : {1, 5, 12, 33, 50, 70}) {
       std::vector<float> q(d), kk(nk * d), p(nk);
       fill(q, 1.0f);
       fill(kk, 1.0f);
@@ -93,10 +95,41 @@ RowComparison check_row_kernels(const RowKernels& k, uint64_t seed) {
         for (int64_t j = 0; j < nk; ++j) mag += std::fabs(static_cast<double>(p[j]) * kk[j * d + e]);
         if (std::fabs(acc[e] - want_acc[e]) > 1e-5 * mag) fail(where("accumulate", d, e, acc[e], want_acc[e]));
       }
+      if (k.dots_f32_rows) {
+        // Float rows by pointer (reversed in memory), several queries with
+        // different limits: bit for bit the one-query kernel.
+        std::vector<const float*> frows(nk);
+        for (int64_t j = 0; j < nk; ++j) frows[j] = kk.data() + (nk - 1 - j) * d;
+        std::vector<float> krev(nk * d);
+        for (int64_t j = 0; j < nk; ++j) std::copy(frows[j], frows[j] + d, krev.begin() + j * d);
+        for (int nq : {1, 4, 11}) {
+          std::vector<std::vector<float>> qv(nq, std::vector<float>(d));
+          std::vector<const float*> qs(nq);
+          std::vector<int64_t> lim(nq);
+          for (int i = 0; i < nq; ++i) {
+            fill(qv[i], 1.0f);
+            qs[i] = qv[i].data();
+            lim[i] = std::max<int64_t>(0, nk - ((i * 5 + 1) % 3));
+          }
+          const int64_t ld = nk + 3;
+          std::vector<float> out(nq * ld, -1.0f), ref(nk);
+          k.dots_f32_rows(qs.data(), nq, frows.data(), lim.data(), d, 0.125f, out.data(), ld);
+          for (int i = 0; i < nq; ++i) {
+            k.dots(qs[i], krev.data(), lim[i], d, 0.125f, ref.data());
+            if (std::memcmp(out.data() + i * ld, ref.data(), lim[i] * sizeof(float)) != 0) {
+              fail(where("dots_f32_rows vs dots (d, query)", d, i, out[i * ld], ref[0]));
+            }
+            for (int64_t j = nk; j < ld; ++j) {
+              if (out[i * ld + j] != -1.0f) fail(where("dots_f32_rows wrote past the keys (d, query)", d, i, out[i * ld + j], -1));
+            }
+          }
+        }
+      }
       if (k.dots_f16 && k.accumulate_f16 && d % 16 == 0) {
-        // 1, 2, 5, 7, 13 and 48 queries (the AVX2 set's decode groups of
-        // one to four, and its prefill path past eight: a 16-token chunk of
-        // a 3-heads-per-kv-head model)
+        // 1, 2, 5, 7, 11, 13 and 48 queries (the AVX2 set's scores run in
+        // groups of 3, its value sums in groups of one to four up to 8
+        // queries and in groups of 3 past that: a 16-token chunk of a
+        // 3-heads-per-kv-head model is 48)
         // seeing nk, nk - 1 or nk - 2 keys (rows by pointer, reversed order
         // in memory to show pointers are followed), bit for bit against the
         // float-row kernels over the converted rows. Rows of out and p are
@@ -108,7 +141,7 @@ RowComparison check_row_kernels(const RowKernels& k, uint64_t seed) {
           std::copy(kk.begin() + (nk - 1 - j) * d, kk.begin() + (nk - j) * d, krev.begin() + j * d);
         }
         const int64_t ld = nk + 3;
-        for (int nq : {1, 2, 5, 7, 13, 48}) {
+        for (int nq : {1, 2, 5, 7, 11, 13, 48}) {
           std::vector<std::vector<float>> qv(nq, std::vector<float>(d));
           std::vector<const float*> qs(nq);
           std::vector<int64_t> lim(nq);

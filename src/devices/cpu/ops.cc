@@ -326,8 +326,8 @@ SUANLI_AVX2_TARGET void accumulate_f16_avx2(const float* p, int64_t ldp, int nq,
 // transposed block kt[e][kKlBlock] (32 keys, zero past the last), which
 // every query of the call then reads: a decode group and a prefill chunk's
 // 48 queries go through the same chain, so a token's scores are the same
-// bits in both. Against the tree: a prefill chunk's dot products take ~8
-// FMAs per (query, key) instead of ~14 operations.
+// bits in both. Against the tree: at d = 64 a prefill chunk's dot products
+// take 8 FMAs per (query, key) instead of ~14 operations.
 constexpr int64_t kKlBlock = 32;
 constexpr int kKlQueries = 3;  // queries per microkernel call (a GQA group of 3: one token's heads)
 
@@ -1002,8 +1002,9 @@ void attention(ThreadPool& pool, Workspace& ws, const float* q, int64_t n_tokens
       auto lim_of = [&](int64_t qi) {
         return std::clamp<int64_t>(sq.n_past + item.j0 + qi / group + 1 - k_lo, 0, nk);
       };
-      // F16 rows read in place (no tile conversion) where the kernels allow:
-      // bit-identical to the tile path.
+      // F16 rows by pointer where the kernels allow (the kernels convert
+      // them, in registers or into their own blocks): bit-identical to the
+      // tile path.
       const bool direct = kv.type == GgmlType::kF16 && rk.dots_f16 && d % 16 == 0 && d <= 128;
       // The segment's slots (the K and V rows of this unit's kv heads) are
       // asked for up front, into L2: the heads below each read a part of
@@ -1068,6 +1069,18 @@ void attention(ThreadPool& pool, Workspace& ws, const float* q, int64_t n_tokens
           for (int64_t k0 = 0; k0 < nk; k0 += kKeyBlock) {
             const int64_t nb = std::min(kKeyBlock, nk - k0);
             load_tile(kv.k, k_lo + k0, nb);
+            if (rk.dots_f32_rows) {
+              // Every query against the tile in one call (the AVX2 set
+              // transposes a block once per call, not once per query).
+              thread_local std::vector<const float*> trows;
+              trows.resize(nb);
+              for (int64_t r = 0; r < nb; ++r) trows[r] = tile + r * d;
+              fill_queries();
+              for (int64_t qi = 0; qi < nq; ++qi) lims[qi] = std::clamp<int64_t>(lim_of(qi) - k0, 0, nb);
+              rk.dots_f32_rows(qrows.data(), static_cast<int>(nq), trows.data(), lims.data(), d, scale,
+                               scores + k0, kSegment);
+              continue;
+            }
             for (int64_t qi = 0; qi < nq; ++qi) {
               const int64_t lim = std::min(nb, lim_of(qi) - k0);
               if (lim > 0) rk.dots(query(qi), tile, lim, d, scale, scores + qi * kSegment + k0);

@@ -46,8 +46,10 @@ struct RowKernels {
 const RowKernels& row_kernels();
 
 // The AVX2 set alone (F16C + FMA; null on CPUs without them or off x86):
-// row_kernels() replaces some of its members with AVX-512 ones where the CPU
-// has AVX-512, so tests check this one directly.
+// where the CPU has AVX-512, row_kernels() replaces some of its members with
+// AVX-512 ones, takes the tree-ordered dots_x86 for dots (which the AVX-512
+// F16 kernels match) and drops dots_f32_rows, so tests check this one
+// directly.
 const RowKernels* avx2_row_kernels();
 
 // The Highway set (ops_hwy.cc), dispatched to the best target at run time.
