@@ -95,89 +95,82 @@ RowComparison check_row_kernels(const RowKernels& k, uint64_t seed) {
         for (int64_t j = 0; j < nk; ++j) mag += std::fabs(static_cast<double>(p[j]) * kk[j * d + e]);
         if (std::fabs(acc[e] - want_acc[e]) > 1e-5 * mag) fail(where("accumulate", d, e, acc[e], want_acc[e]));
       }
+      // Keys reversed in memory for the by-pointer kernels (pointers must be
+      // followed); krev holds them in key order for the one-query kernels.
+      // Queries see limits nk - 1, nk, nk - 2, ... (the largest not first in
+      // a group of 3). Rows of out and p are ld = nk + 3 apart: the slots
+      // past nk stay untouched.
+      std::vector<float> krev(nk * d);
+      for (int64_t j = 0; j < nk; ++j) {
+        std::copy(kk.begin() + (nk - 1 - j) * d, kk.begin() + (nk - j) * d, krev.begin() + j * d);
+      }
+      std::vector<const float*> frows(nk);
+      for (int64_t j = 0; j < nk; ++j) frows[j] = krev.data() + j * d;
+      const int64_t ld = nk + 3;
+      struct Queries {
+        std::vector<std::vector<float>> rows;
+        std::vector<const float*> ptr;
+        std::vector<int64_t> lim;
+      };
+      auto make_queries = [&](int nq) {
+        Queries qs{std::vector<std::vector<float>>(nq, std::vector<float>(d)), std::vector<const float*>(nq),
+                   std::vector<int64_t>(nq)};
+        for (int i = 0; i < nq; ++i) {
+          fill(qs.rows[i], 1.0f);
+          qs.ptr[i] = qs.rows[i].data();
+          qs.lim[i] = std::max<int64_t>(0, nk - ((i * 5 + 1) % 3));
+        }
+        return qs;
+      };
+      // Each query's scores (out, rows ld apart) bit for bit against the
+      // one-query kernel, and nothing written past the keys.
+      auto check_scores = [&](const std::string& what, const Queries& qs, const std::vector<float>& out) {
+        std::vector<float> ref(nk);
+        for (size_t i = 0; i < qs.ptr.size(); ++i) {
+          k.dots(qs.ptr[i], krev.data(), qs.lim[i], d, 0.125f, ref.data());
+          if (std::memcmp(out.data() + i * ld, ref.data(), qs.lim[i] * sizeof(float)) != 0) {
+            fail(where((what + " vs dots (d, query)").c_str(), d, i, out[i * ld], ref[0]));
+          }
+          for (int64_t j = nk; j < ld; ++j) {
+            if (out[i * ld + j] != -1.0f) fail(where((what + " wrote past the keys (d, query)").c_str(), d, i, out[i * ld + j], -1));
+          }
+        }
+      };
       if (k.dots_f32_rows) {
-        // Float rows by pointer (reversed in memory), several queries with
-        // different limits: bit for bit the one-query kernel.
-        std::vector<const float*> frows(nk);
-        for (int64_t j = 0; j < nk; ++j) frows[j] = kk.data() + (nk - 1 - j) * d;
-        std::vector<float> krev(nk * d);
-        for (int64_t j = 0; j < nk; ++j) std::copy(frows[j], frows[j] + d, krev.begin() + j * d);
+        // Float rows by pointer, any d.
         for (int nq : {1, 4, 11}) {
-          std::vector<std::vector<float>> qv(nq, std::vector<float>(d));
-          std::vector<const float*> qs(nq);
-          std::vector<int64_t> lim(nq);
-          for (int i = 0; i < nq; ++i) {
-            fill(qv[i], 1.0f);
-            qs[i] = qv[i].data();
-            lim[i] = std::max<int64_t>(0, nk - ((i * 5 + 1) % 3));
-          }
-          const int64_t ld = nk + 3;
-          std::vector<float> out(nq * ld, -1.0f), ref(nk);
-          k.dots_f32_rows(qs.data(), nq, frows.data(), lim.data(), d, 0.125f, out.data(), ld);
-          for (int i = 0; i < nq; ++i) {
-            k.dots(qs[i], krev.data(), lim[i], d, 0.125f, ref.data());
-            if (std::memcmp(out.data() + i * ld, ref.data(), lim[i] * sizeof(float)) != 0) {
-              fail(where("dots_f32_rows vs dots (d, query)", d, i, out[i * ld], ref[0]));
-            }
-            for (int64_t j = nk; j < ld; ++j) {
-              if (out[i * ld + j] != -1.0f) fail(where("dots_f32_rows wrote past the keys (d, query)", d, i, out[i * ld + j], -1));
-            }
-          }
+          const Queries qs = make_queries(nq);
+          std::vector<float> out(nq * ld, -1.0f);
+          k.dots_f32_rows(qs.ptr.data(), nq, frows.data(), qs.lim.data(), d, 0.125f, out.data(), ld);
+          check_scores("dots_f32_rows", qs, out);
         }
       }
       if (k.dots_f16 && k.accumulate_f16 && d % 16 == 0) {
         // 1, 2, 5, 7, 11, 13 and 48 queries (the AVX2 set's scores run in
         // groups of 3, its value sums in groups of one to four up to 8
         // queries and in groups of 3 past that: a 16-token chunk of a
-        // 3-heads-per-kv-head model is 48)
-        // seeing nk, nk - 1 or nk - 2 keys (rows by pointer, reversed order
-        // in memory to show pointers are followed), bit for bit against the
-        // float-row kernels over the converted rows. Rows of out and p are
-        // ld = nk + 3 apart: the slots past nk stay untouched.
+        // 3-heads-per-kv-head model is 48), F16 rows by pointer, bit for bit
+        // against the float-row kernels over the converted rows.
         std::vector<const uint16_t*> rows(nk);
         for (int64_t j = 0; j < nk; ++j) rows[j] = kh.data() + (nk - 1 - j) * d;
-        std::vector<float> krev(nk * d);
-        for (int64_t j = 0; j < nk; ++j) {
-          std::copy(kk.begin() + (nk - 1 - j) * d, kk.begin() + (nk - j) * d, krev.begin() + j * d);
-        }
-        const int64_t ld = nk + 3;
         for (int nq : {1, 2, 5, 7, 11, 13, 48}) {
-          std::vector<std::vector<float>> qv(nq, std::vector<float>(d));
-          std::vector<const float*> qs(nq);
-          std::vector<int64_t> lim(nq);
-          for (int i = 0; i < nq; ++i) {
-            fill(qv[i], 1.0f);
-            qs[i] = qv[i].data();
-            lim[i] = std::max<int64_t>(0, nk - ((i * 5 + 1) % 3));  // nk - 1, nk, nk - 2, ...
-          }
-          std::vector<float> out(nq * ld, -1.0f), ref(nk);
-          k.dots_f16(qs.data(), nq, rows.data(), lim.data(), d, 0.125f, out.data(), ld);
+          const Queries qs = make_queries(nq);
+          std::vector<float> out(nq * ld, -1.0f);
+          k.dots_f16(qs.ptr.data(), nq, rows.data(), qs.lim.data(), d, 0.125f, out.data(), ld);
+          check_scores("dots_f16", qs, out);
           if (k.dots_f32_rows) {
-            // The float rows of the same keys, by pointer: the same bits.
-            std::vector<const float*> frows(nk);
-            for (int64_t j = 0; j < nk; ++j) frows[j] = krev.data() + j * d;
+            // The float rows of the same keys: the same bits.
             std::vector<float> out32(nq * ld, -1.0f);
-            k.dots_f32_rows(qs.data(), nq, frows.data(), lim.data(), d, 0.125f, out32.data(), ld);
-            for (int i = 0; i < nq; ++i) {
-              if (std::memcmp(out.data() + i * ld, out32.data() + i * ld, lim[i] * sizeof(float)) != 0) {
-                fail(where("dots_f32_rows vs dots_f16 (d, query)", d, i, out32[i * ld], out[i * ld]));
-              }
-            }
+            k.dots_f32_rows(qs.ptr.data(), nq, frows.data(), qs.lim.data(), d, 0.125f, out32.data(), ld);
+            check_scores("dots_f32_rows over F16 keys", qs, out32);
           }
           std::vector<float> p2(nq * ld);
           fill(p2, 0.5f);
           std::vector<float> a2(nq * d, 0.25f);
-          k.accumulate_f16(p2.data(), ld, nq, rows.data(), lim.data(), d, a2.data());
+          k.accumulate_f16(p2.data(), ld, nq, rows.data(), qs.lim.data(), d, a2.data());
           for (int i = 0; i < nq; ++i) {
-            k.dots(qs[i], krev.data(), lim[i], d, 0.125f, ref.data());
-            if (std::memcmp(out.data() + i * ld, ref.data(), lim[i] * sizeof(float)) != 0) {
-              fail(where("dots_f16 vs dots (d, query)", d, i, out[i * ld], ref[0]));
-            }
-            for (int64_t j = nk; j < ld; ++j) {
-              if (out[i * ld + j] != -1.0f) fail(where("dots_f16 wrote past the keys (d, query)", d, i, out[i * ld + j], -1));
-            }
             std::vector<float> ra(d, 0.25f);
-            k.accumulate(p2.data() + i * ld, krev.data(), lim[i], d, ra.data());
+            k.accumulate(p2.data() + i * ld, krev.data(), qs.lim[i], d, ra.data());
             if (std::memcmp(a2.data() + i * d, ra.data(), d * sizeof(float)) != 0) {
               fail(where("accumulate_f16 vs accumulate (d, query)", d, i, a2[i * d], ra[0]));
             }
