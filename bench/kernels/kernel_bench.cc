@@ -257,10 +257,18 @@ int main(int argc, char** argv) {
         [&] { cpu::attention(pool, ws, q.data(), ctx, heads, kv, &prefill, 1, 0.125f, o.data()); }, min_s);
     const double td = time_median(
         [&] { cpu::attention(pool, ws, q.data(), 1, heads, kv, &decode, 1, 0.125f, o.data()); }, min_s);
+    // Shallow decode steps, what a tg128 run sees (one segment per kv head).
+    double shallow[2];
+    for (int i = 0; i < 2; ++i) {
+      SeqSlice dec{0, 1, static_cast<int32_t>(i ? 127 : 63), table.data(), static_cast<int32_t>(table.size())};
+      shallow[i] = time_median(
+          [&] { cpu::attention(pool, ws, q.data(), 1, heads, kv, &dec, 1, 0.125f, o.data()); }, min_s);
+    }
     const double flops = 4.0 * heads * hd * (ctx * (ctx + 1) / 2.0);
     std::printf("\nattention (SmolLM2 shape, F16 KV): prefill 512: %.2f ms/layer = %.1f GFLOPS (%.0f%% of fp32 peak); "
-                "decode at 512: %.1f us/layer\n",
-                tp * 1e3, flops / tp / 1e9, 100 * flops / tp / 1e9 / fp32_peak, td * 1e6);
+                "decode at 64 / 128 / 512: %.1f / %.1f / %.1f us/layer\n",
+                tp * 1e3, flops / tp / 1e9, 100 * flops / tp / 1e9 / fp32_peak, shallow[0] * 1e6, shallow[1] * 1e6,
+                td * 1e6);
   }
 
   // One decode step's attention at a 4,096-token context over 30 layers,

@@ -4,6 +4,7 @@
 // rows / heads; each output's reduction order is fixed, independent of the
 // batch and of the thread count (batch invariance).
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -27,6 +28,87 @@ namespace suanli::cpu {
 namespace {
 
 inline float silu(float x) { return x / (1.0f + std::exp(-x)); }
+
+// Cache lines a thread asks for one at a time while its kernels compute:
+// attention queues the K / V rows of the work unit the thread will most
+// likely take next (the next unit of its own run: ThreadPool::parallel_for
+// hands a thread its run in order), and the AVX2 decode value kernel
+// (accumulate_f16_group_x86) issues one of them per key and 16 elements
+// (pump). Before, each unit asked for its own rows (~64-200 KiB) in one
+// burst at its start; the burst stalls the thread once the core's miss
+// queue is full, so every unit waited for its rows and then computed, and
+// a long context's decode read its cache at ~9 GB/s of ~27 (2 threads).
+// Pumped, the rows stream in while the previous unit computes. Pumping in
+// the key transposition as well measured slower (its loads compete).
+// A hint only: which lines are in cache never changes a result. Kernels
+// that do not pump (other sets, prefill-sized groups) leave the lines to
+// the next unit's start, which asks for what is left in one burst (drain),
+// as before.
+struct LineStream {
+  // The unit's rows: for each of the K and V pools (bases), part_bytes at
+  // part_off of each slot in `slots`; runs of consecutive slots are one
+  // range when a unit takes whole slots.
+  const char* bases[2] = {nullptr, nullptr};
+  size_t slot_bytes = 0, part_off = 0, part_bytes = 0;
+  std::vector<int64_t> slots;
+  int pool = 2;   // the pool being walked; 2: done
+  size_t r = 0;   // next slot of that pool
+  const char* cur = nullptr;  // next line of the current range
+  const char* end = nullptr;
+  uint64_t call = 0;  // which attention call and work unit the lines belong to
+  int64_t unit = -1;
+  void clear() {
+    pool = 2;
+    cur = end = nullptr;
+    unit = -1;
+  }
+  bool holds(uint64_t c, int64_t u) const { return call == c && unit == u; }
+  // Starts the lines of `slots` (already filled) for unit u of call c.
+  void start(uint64_t c, int64_t u, const void* k, const void* v, size_t sb, size_t off, size_t bytes) {
+    bases[0] = static_cast<const char*>(k);
+    bases[1] = static_cast<const char*>(v);
+    slot_bytes = sb;
+    part_off = off;
+    part_bytes = bytes;
+    pool = slots.empty() ? 2 : 0;
+    r = 0;
+    cur = end = nullptr;
+    call = c;
+    unit = u;
+  }
+  bool empty() const { return cur >= end && pool == 2; }
+  // One line, L2 hint (the unit computes from L2; L1 is the kernels' own).
+  void pump() {
+    if (cur >= end && !next_range()) return;
+    __builtin_prefetch(cur, 0, 2);
+    cur += 64;
+  }
+  void drain() {
+    while (!empty()) pump();
+  }
+
+ private:
+  bool next_range() {
+    if (pool == 2) return false;
+    const int64_t s0 = slots[r];
+    size_t n = 1;
+    if (part_bytes == slot_bytes) {
+      while (r + n < slots.size() && slots[r + n] == s0 + static_cast<int64_t>(n)) ++n;
+    }
+    cur = bases[pool] + static_cast<size_t>(s0) * slot_bytes + part_off;
+    end = cur + (n - 1) * slot_bytes + part_bytes;
+    r += n;
+    if (r == slots.size()) {
+      r = 0;
+      ++pool;
+    }
+    return true;
+  }
+};
+LineStream& line_stream() {
+  thread_local LineStream s;
+  return s;
+}
 
 // Row kernels of attention, kv_write and swiglu (row_kernels.h): portable
 // loops here, x86 versions with F16C conversions and AVX2 FMA dot products
@@ -273,6 +355,7 @@ constexpr int kAvx2DirectMaxQueries = 8;
 template <int NQ>
 SUANLI_AVX2_TARGET void accumulate_f16_group_x86(const float* p, int64_t ldp, const uint16_t* const* v,
                                                  const int64_t* lim, int64_t d, float* acc) {
+  LineStream& ls = line_stream();
   int64_t nk_all = INT64_MAX, nk = 0;
   for (int i = 0; i < NQ; ++i) {
     nk = std::max(nk, lim[i]);
@@ -288,6 +371,7 @@ SUANLI_AVX2_TARGET void accumulate_f16_group_x86(const float* p, int64_t ldp, co
       for (int64_t r0 = 0; r0 < kPrefetchKeys; ++r0) prefetch_row(v, r0, nk, d);
     }
     for (int64_t r = 0; r < nk; ++r) {
+      ls.pump();  // one line of the next unit's rows (LineStream)
       const __m256 v0 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(v[r] + e)));
       const __m256 v1 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(v[r] + e + 8)));
       if (e == 0) prefetch_row(v, r + kPrefetchKeys, nk, d);
@@ -922,6 +1006,8 @@ namespace {
 constexpr int64_t kQueryChunk = 16;
 constexpr int64_t kKeyBlock = 32;
 constexpr int64_t kSegment = 256;
+// Units of chunks up to this many tokens queue the next unit's rows.
+constexpr int64_t kStreamMaxTokens = 2;
 }  // namespace
 
 void attention(ThreadPool& pool, Workspace& ws, const float* q, int64_t n_tokens, int64_t n_heads,
@@ -965,6 +1051,40 @@ void attention(ThreadPool& pool, Workspace& ws, const float* q, int64_t n_tokens
   const int64_t heads_per_unit = n_items < 2 * pool.size() ? 1 : kv.n_kv_heads;
   const int64_t units_per_item = kv.n_kv_heads / heads_per_unit;
   const int64_t n_units = n_items * units_per_item;
+  // SUANLI_CPU_KV_STREAM=0 turns the background stream off (A/B runs).
+  static const bool stream = [] {
+    const char* e = std::getenv("SUANLI_CPU_KV_STREAM");
+    return !(e && std::string_view(e) == "0");
+  }();
+  // Numbers every call (a thread's stream names the call it was queued in).
+  static std::atomic<uint64_t> calls{0};
+  const uint64_t call = calls.fetch_add(1, std::memory_order_relaxed) + 1;
+  // The cache slots of keys k_lo .. k_lo + n - 1 of a sequence, walked
+  // block by block (no division per key).
+  auto fill_slots = [&](const SeqSlice& sq, int64_t k_lo, int64_t n, std::vector<int64_t>& slots) {
+    slots.resize(static_cast<size_t>(n));
+    int64_t blk = k_lo / kv.block_size, in = k_lo % kv.block_size;
+    for (int64_t& slot : slots) {
+      slot = static_cast<int64_t>(sq.block_table[blk]) * kv.block_size + in;
+      if (++in == kv.block_size) {
+        in = 0;
+        ++blk;
+      }
+    }
+  };
+  // The K rows, then the V rows, of work unit u's kv heads over its
+  // segment's slots, into a LineStream.
+  const size_t elt = kv.type == GgmlType::kF32 ? 4 : 2;
+  auto stream_unit = [&](int64_t u, LineStream& ls) {
+    const Item& item = items[u / units_per_item];
+    const SeqSlice& sq = seqs[item.seq];
+    const int64_t h_begin = u % units_per_item * heads_per_unit;
+    const int64_t k_lo = item.seg * kSegment;
+    const int64_t k_hi = std::min<int64_t>(k_lo + kSegment, sq.n_past + item.j0 + item.nj);
+    fill_slots(sq, k_lo, k_hi - k_lo, ls.slots);
+    ls.start(call, u, kv.k, kv.v, static_cast<size_t>(kv.n_kv_heads * d) * elt, static_cast<size_t>(h_begin * d) * elt,
+             static_cast<size_t>(heads_per_unit * d) * elt);
+  };
   auto body = [&](int64_t u_begin, int64_t u_end) {
     // Scratch per thread (items are claimed by whichever thread is free).
     thread_local std::vector<float> scratch;
@@ -983,20 +1103,8 @@ void attention(ThreadPool& pool, Workspace& ws, const float* q, int64_t n_tokens
       const int64_t k_hi = std::min<int64_t>(k_lo + kSegment, sq.n_past + item.j0 + item.nj);
       const int64_t nk = k_hi - k_lo;
       const int64_t nq = group * item.nj;
-      // The cache slot of each key of the segment, walked block by block
-      // (no division per key).
       thread_local std::vector<int64_t> seg_slots;
-      seg_slots.resize(static_cast<size_t>(nk));
-      {
-        int64_t blk = k_lo / kv.block_size, in = k_lo % kv.block_size;
-        for (int64_t r = 0; r < nk; ++r) {
-          seg_slots[r] = static_cast<int64_t>(sq.block_table[blk]) * kv.block_size + in;
-          if (++in == kv.block_size) {
-            in = 0;
-            ++blk;
-          }
-        }
-      }
+      fill_slots(sq, k_lo, nk, seg_slots);
       auto slot_of = [&](int64_t key) { return seg_slots[key - k_lo]; };
       // Keys of this segment that query qi (token j0 + qi / group) sees.
       auto lim_of = [&](int64_t qi) {
@@ -1007,19 +1115,20 @@ void attention(ThreadPool& pool, Workspace& ws, const float* q, int64_t n_tokens
       // tile path.
       const bool direct = kv.type == GgmlType::kF16 && rk.dots_f16 && d % 16 == 0 && d <= 128;
       // The segment's slots (the K and V rows of this unit's kv heads) are
-      // asked for up front, into L2: the heads below each read a part of
-      // every slot, and a long context's keys are far from any cache.
-      if (kv.n_kv_heads > 1) {
-        const size_t elt = kv.type == GgmlType::kF32 ? 4 : 2;
-        const size_t slot_bytes = static_cast<size_t>(kv.n_kv_heads * d) * elt;
-        const size_t part_off = static_cast<size_t>(h_begin * d) * elt;
-        const size_t part_bytes = static_cast<size_t>(heads_per_unit * d) * elt;
-        for (int64_t r = 0; r < nk; ++r) {
-          const size_t off = static_cast<size_t>(slot_of(k_lo + r)) * slot_bytes + part_off;
-          for (size_t b = 0; b < part_bytes; b += 64) {
-            __builtin_prefetch(static_cast<const char*>(kv.k) + off + b, 0, 2);
-            __builtin_prefetch(static_cast<const char*>(kv.v) + off + b, 0, 2);
-          }
+      // asked for into L2 before the heads below read them: each head reads
+      // a part of every slot, and a long context's keys are far from any
+      // cache. Those the previous unit's kernels already asked for (this
+      // thread's guess of its next unit) are skipped; the rest go in one
+      // burst. Then the next unit's rows are queued for this one's kernels
+      // to pump (decode-sized units only: a prefill chunk's arithmetic
+      // hides its own misses).
+      {
+        LineStream& ls = line_stream();
+        if (!ls.holds(call, u)) stream_unit(u, ls);
+        ls.drain();
+        ls.clear();
+        if (stream && u + 1 < n_units && items[(u + 1) / units_per_item].nj <= kStreamMaxTokens) {
+          stream_unit(u + 1, ls);
         }
       }
       for (int64_t h = h_begin; h < h_end; ++h) {
