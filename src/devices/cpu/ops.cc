@@ -17,6 +17,7 @@
 #include "core/quant/quant.h"
 #include "devices/cpu/cpu_features.h"
 #include "devices/cpu/kernels.h"
+#include "devices/cpu/line_stream.h"
 #include "devices/cpu/matmul_kernels.h"
 #include "devices/cpu/row_kernels.h"
 
@@ -29,82 +30,6 @@ namespace {
 
 inline float silu(float x) { return x / (1.0f + std::exp(-x)); }
 
-// Cache lines a thread asks for one at a time while its kernels compute:
-// attention queues the K / V rows of the work unit the thread will most
-// likely take next (the next unit of its own run: ThreadPool::parallel_for
-// hands a thread its run in order), and the AVX2 decode value kernel
-// (accumulate_f16_group_x86) issues one of them per key and 16 elements
-// (pump). Before, each unit asked for its own rows (~64-200 KiB) in one
-// burst at its start; the burst stalls the thread once the core's miss
-// queue is full, so every unit waited for its rows and then computed, and
-// a long context's decode read its cache at ~9 GB/s of ~27 (2 threads).
-// Pumped, the rows stream in while the previous unit computes. Pumping in
-// the key transposition as well measured slower (its loads compete).
-// A hint only: which lines are in cache never changes a result. Kernels
-// that do not pump (other sets, prefill-sized groups) leave the lines to
-// the next unit's start, which asks for what is left in one burst (drain),
-// as before.
-struct LineStream {
-  // The unit's rows: for each of the K and V pools (bases), part_bytes at
-  // part_off of each slot in `slots`; runs of consecutive slots are one
-  // range when a unit takes whole slots.
-  const char* bases[2] = {nullptr, nullptr};
-  size_t slot_bytes = 0, part_off = 0, part_bytes = 0;
-  std::vector<int64_t> slots;
-  int pool = 2;   // the pool being walked; 2: done
-  size_t r = 0;   // next slot of that pool
-  const char* cur = nullptr;  // next line of the current range
-  const char* end = nullptr;
-  uint64_t call = 0;  // which attention call and work unit the lines belong to
-  int64_t unit = -1;
-  void clear() {
-    pool = 2;
-    cur = end = nullptr;
-    unit = -1;
-  }
-  bool holds(uint64_t c, int64_t u) const { return call == c && unit == u; }
-  // Starts the lines of `slots` (already filled) for unit u of call c.
-  void start(uint64_t c, int64_t u, const void* k, const void* v, size_t sb, size_t off, size_t bytes) {
-    bases[0] = static_cast<const char*>(k);
-    bases[1] = static_cast<const char*>(v);
-    slot_bytes = sb;
-    part_off = off;
-    part_bytes = bytes;
-    pool = slots.empty() ? 2 : 0;
-    r = 0;
-    cur = end = nullptr;
-    call = c;
-    unit = u;
-  }
-  bool empty() const { return cur >= end && pool == 2; }
-  // One line, L2 hint (the unit computes from L2; L1 is the kernels' own).
-  void pump() {
-    if (cur >= end && !next_range()) return;
-    __builtin_prefetch(cur, 0, 2);
-    cur += 64;
-  }
-  void drain() {
-    while (!empty()) pump();
-  }
-
- private:
-  bool next_range() {
-    if (pool == 2) return false;
-    const int64_t s0 = slots[r];
-    size_t n = 1;
-    if (part_bytes == slot_bytes) {
-      while (r + n < slots.size() && slots[r + n] == s0 + static_cast<int64_t>(n)) ++n;
-    }
-    cur = bases[pool] + static_cast<size_t>(s0) * slot_bytes + part_off;
-    end = cur + (n - 1) * slot_bytes + part_bytes;
-    r += n;
-    if (r == slots.size()) {
-      r = 0;
-      ++pool;
-    }
-    return true;
-  }
-};
 LineStream& line_stream() {
   thread_local LineStream s;
   return s;
