@@ -27,6 +27,11 @@ constexpr auto kSpinFor = std::chrono::microseconds(2000);
 // next to one compiler process on 2 cores).
 constexpr int kPureSpins = 2000;
 
+// The pool a worker thread belongs to and its index there (the caller of
+// run / parallel_for is index 0 of any pool).
+thread_local const ThreadPool* t_pool = nullptr;
+thread_local int t_index = 0;
+
 // Waits until pred() holds: polls, then yields.
 template <typename Pred>
 void wait_until(Pred pred) {
@@ -54,6 +59,8 @@ ThreadPool::~ThreadPool() {
 }
 
 void ThreadPool::worker(int index) {
+  t_pool = this;
+  t_index = index;
   uint64_t seen = 0;
   for (;;) {
     const auto spin_start = std::chrono::steady_clock::now();
@@ -163,6 +170,10 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain, const std::function<void
     if (begin < end) fn(begin, end);
   };
   done_.store(0, std::memory_order_relaxed);
+  job_n_ = n;
+  job_grain_ = grain;
+  job_units_ = units;
+  job_pieces_ = pieces;
   chunk_fn_.store(&chunk, std::memory_order_relaxed);
   halving_.store(halving, std::memory_order_relaxed);
   for (int i = 0; i < n_threads_; ++i) {
@@ -173,6 +184,14 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain, const std::function<void
   publish(true);
   claim_chunks(0);
   wait_until([&] { return done_.load(std::memory_order_acquire) == pieces; });
+}
+
+int64_t ThreadPool::next_own_begin() const {
+  const int self = t_pool == this ? t_index : 0;
+  const uint64_t v = runs_[self].v.load(std::memory_order_relaxed);
+  const int64_t first = static_cast<int64_t>(v >> 32), end = static_cast<int64_t>(v & 0xffffffffu);
+  if (first >= end) return -1;
+  return std::min(job_n_, job_units_ * first / job_pieces_ * job_grain_);
 }
 
 }  // namespace suanli

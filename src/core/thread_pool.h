@@ -52,6 +52,13 @@ class ThreadPool {
   void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t begin, int64_t end)>& fn,
                     int chunks_per_thread = 0);
 
+  // Inside a parallel_for body: where the piece the calling thread would
+  // claim next from its own run begins (an index of [0, n), as fn's
+  // begin), or -1 when its run is empty (its next piece, if any, is another
+  // run's last). A hint, for asking memory for what comes next: another
+  // thread may still take that piece first.
+  int64_t next_own_begin() const;
+
  private:
   void worker(int index);
   // Claims and runs chunks of the current dynamic job until none is left.
@@ -76,6 +83,9 @@ class ThreadPool {
   };
   std::unique_ptr<Run[]> runs_;
   std::atomic<const std::function<void(int64_t, int64_t)>*> chunk_fn_{nullptr};
+  // The current dynamic job's geometry (set before it is published): piece
+  // p covers [units * p / pieces * grain, ...) of [0, n).
+  int64_t job_n_ = 0, job_grain_ = 1, job_units_ = 0, job_pieces_ = 1;
   std::atomic<bool> halving_{true};
   alignas(64) std::atomic<int64_t> done_{0};
   std::atomic<bool> stop_{false};

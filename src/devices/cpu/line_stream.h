@@ -1,8 +1,9 @@
 // LineStream: the cache lines of a CPU attention work unit's K / V rows,
 // which a thread asks for one at a time while its kernels compute (ops.cc):
 // attention queues the K / V rows of the work unit the thread will most
-// likely take next (the next unit of its own run: ThreadPool::parallel_for
-// hands a thread its run in order), and the AVX2 decode value kernel
+// likely take next (the next unit of its claimed range, else the next
+// piece of its own run: ThreadPool::parallel_for hands a thread its run in
+// order), and the AVX2 decode value kernel
 // (accumulate_f16_group_x86) issues one of them per key and 16 elements
 // (pump). Before, each unit asked for its own rows (~64-200 KiB) in one
 // burst at its start; the burst stalls the thread once the core's miss
@@ -13,7 +14,11 @@
 // A hint only: which lines are in cache never changes a result. Kernels
 // that do not pump (other sets, prefill-sized groups) leave the lines to
 // the next unit's start, which asks for what is left in one burst (drain),
-// as before.
+// as every unit did before (models with several kv heads; with one, a
+// unit's rows are whole slots in address order, which the hardware
+// prefetchers follow). A wrong guess (another thread took the unit) costs
+// the bandwidth of the lines asked for; the thread only guesses a piece it
+// has not claimed yet from its own run (ThreadPool::next_own_begin).
 #pragma once
 
 #include <cstddef>
@@ -41,7 +46,16 @@ struct LineStream {
     unit = -1;
   }
   bool holds(uint64_t c, int64_t u) const { return call == c && unit == u; }
-  // Starts the lines of `slots` (already filled) for unit u of call c.
+  // Starts the lines of `slots` (already filled) for unit u of call c:
+  // heads [h_begin, h_begin + n_heads) of slots of n_kv_heads heads of
+  // head_bytes each, in the K pool k, then in the V pool v.
+  void start_heads(uint64_t c, int64_t u, const void* k, const void* v, int64_t n_kv_heads, size_t head_bytes,
+                   int64_t h_begin, int64_t n_heads) {
+    start(c, u, k, v, static_cast<size_t>(n_kv_heads) * head_bytes, static_cast<size_t>(h_begin) * head_bytes,
+          static_cast<size_t>(n_heads) * head_bytes);
+  }
+  // The same with the geometry in bytes: part_bytes at part_off of each
+  // slot_bytes-byte slot.
   void start(uint64_t c, int64_t u, const void* k, const void* v, size_t sb, size_t off, size_t bytes) {
     bases[0] = static_cast<const char*>(k);
     bases[1] = static_cast<const char*>(v);

@@ -1007,8 +1007,7 @@ void attention(ThreadPool& pool, Workspace& ws, const float* q, int64_t n_tokens
     const int64_t k_lo = item.seg * kSegment;
     const int64_t k_hi = std::min<int64_t>(k_lo + kSegment, sq.n_past + item.j0 + item.nj);
     fill_slots(sq, k_lo, k_hi - k_lo, ls.slots);
-    ls.start(call, u, kv.k, kv.v, static_cast<size_t>(kv.n_kv_heads * d) * elt, static_cast<size_t>(h_begin * d) * elt,
-             static_cast<size_t>(heads_per_unit * d) * elt);
+    ls.start_heads(call, u, kv.k, kv.v, kv.n_kv_heads, static_cast<size_t>(d) * elt, h_begin, heads_per_unit);
   };
   auto body = [&](int64_t u_begin, int64_t u_end) {
     // Scratch per thread (items are claimed by whichever thread is free).
@@ -1039,21 +1038,27 @@ void attention(ThreadPool& pool, Workspace& ws, const float* q, int64_t n_tokens
       // them, in registers or into their own blocks): bit-identical to the
       // tile path.
       const bool direct = kv.type == GgmlType::kF16 && rk.dots_f16 && d % 16 == 0 && d <= 128;
-      // The segment's slots (the K and V rows of this unit's kv heads) are
-      // asked for into L2 before the heads below read them: each head reads
-      // a part of every slot, and a long context's keys are far from any
-      // cache. Those the previous unit's kernels already asked for (this
-      // thread's guess of its next unit) are skipped; the rest go in one
-      // burst. Then the next unit's rows are queued for this one's kernels
-      // to pump (decode-sized units only: a prefill chunk's arithmetic
-      // hides its own misses).
+      // With several kv heads, the segment's slots (the K and V rows of
+      // this unit's heads) are asked for into L2 before the heads below
+      // read them: each head reads a part of every slot, and a long
+      // context's keys are far from any cache. Lines the previous unit's
+      // kernels already asked for (LineStream) are skipped; the rest go in
+      // one burst. (One kv head: its rows are whole slots in address order,
+      // which the hardware prefetchers follow.) Then the rows of the unit
+      // this thread takes next are queued for this unit's kernels to pump:
+      // the next unit of its claimed range, else the next piece of its own
+      // run; none when it would steal, or when that unit is a prefill
+      // chunk (its arithmetic hides its misses).
       {
         LineStream& ls = line_stream();
-        if (!ls.holds(call, u)) stream_unit(u, ls);
-        ls.drain();
+        if (kv.n_kv_heads > 1) {
+          if (!ls.holds(call, u)) stream_unit(u, ls);
+          ls.drain();
+        }
         ls.clear();
-        if (stream && u + 1 < n_units && items[(u + 1) / units_per_item].nj <= kStreamMaxTokens) {
-          stream_unit(u + 1, ls);
+        const int64_t next = u + 1 < u_end ? u + 1 : n_units > 1 ? pool.next_own_begin() : -1;
+        if (stream && next >= 0 && next < n_units && items[next / units_per_item].nj <= kStreamMaxTokens) {
+          stream_unit(next, ls);
         }
       }
       for (int64_t h = h_begin; h < h_end; ++h) {

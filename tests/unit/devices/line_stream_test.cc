@@ -51,7 +51,7 @@ TEST(LineStream, whole_slots_merge_runs_and_cover_every_line_once) {
   LineStream ls;
   ls.slots = {5, 6, 7, 9, 3, 4, 100};
   // 3 kv heads of 64 F16 elements: 384-byte slots, a unit taking all heads.
-  ls.start(1, 0, p.k(), p.v(), 384, 0, 384);
+  ls.start_heads(1, 0, p.k(), p.v(), 3, 128, 0, 3);
   EXPECT_EQ(drain_lines(ls), expected_lines(p.k(), p.v(), ls.slots, 384, 0, 384));
   EXPECT_TRUE(ls.empty());
   EXPECT_EQ(ls.next_line(), 0u);
@@ -62,7 +62,8 @@ TEST(LineStream, one_head_of_each_slot) {
   LineStream ls;
   ls.slots = {0, 1, 2, 3, 17, 16};
   for (size_t head = 0; head < 3; ++head) {
-    ls.start(1, static_cast<int64_t>(head), p.k(), p.v(), 384, head * 128, 128);
+    // 3 kv heads of 128 bytes (64 F16 elements), a unit of one head.
+    ls.start_heads(1, static_cast<int64_t>(head), p.k(), p.v(), 3, 128, static_cast<int64_t>(head), 1);
     const std::vector<uintptr_t> got = drain_lines(ls);
     EXPECT_EQ(got, expected_lines(p.k(), p.v(), ls.slots, 384, head * 128, 128)) << "head " << head;
     EXPECT_EQ(got.size(), 2 * ls.slots.size() * 2);  // two lines of K and two of V per slot
@@ -82,8 +83,9 @@ TEST(LineStream, rows_not_on_line_boundaries) {
       s = rng() % 3 == 0 ? s + 2 + rng() % 5 : s + 1;  // mostly consecutive
     }
     const bool whole = trial % 2 == 0;
-    const size_t off = whole ? 0 : 160 * (rng() % 3), bytes = whole ? 480 : 160;
-    ls.start(3, trial, p.k(), p.v(), 480, off, bytes);
+    const int64_t h = whole ? 0 : static_cast<int64_t>(rng() % 3);
+    const size_t off = static_cast<size_t>(h) * 160, bytes = whole ? 480 : 160;
+    ls.start_heads(3, trial, p.k(), p.v(), 3, 160, h, whole ? 3 : 1);
     EXPECT_EQ(drain_lines(ls), expected_lines(p.k(), p.v(), ls.slots, 480, off, bytes)) << "trial " << trial;
   }
 }
