@@ -49,7 +49,7 @@ build-asan:
 
 build-fuzz:
 	@cmake --preset fuzz >/dev/null
-	cmake --build --preset fuzz -j $(JOBS) --target fuzz_gguf fuzz_chat_template fuzz_tokenizer fuzz_json_schema
+	cmake --build --preset fuzz -j $(JOBS) --target fuzz_gguf fuzz_chat_template fuzz_tokenizer fuzz_json_schema fuzz_openai_request
 
 # Compile-only GPU builds: CI has the CUDA toolkit and Debian's HIP clang but
 # no GPU. build-cuda builds the CLI and the conformance suite (the C++ files

@@ -2,7 +2,8 @@
 # Runs every libFuzzer target for a bounded time (seconds per target, default
 # 60), seeded from the repo (tests/fuzz/corpus/gguf: small GGUFs written with
 # the gguf package; tests/data/chat_templates: real chat templates;
-# tests/fuzz/corpus/json_schema: a schema, a NUL, then output bytes). Findings
+# tests/fuzz/corpus/json_schema: a schema, a NUL, then output bytes;
+# tests/fuzz/corpus/openai_request: an endpoint byte, then a request body). Findings
 # land in build/fuzz/findings/ and fail the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,8 +16,9 @@ declare -A seed_dirs=(
   [fuzz_chat_template]=tests/data/chat_templates
   [fuzz_tokenizer]=tests/fuzz/corpus/tokenizer
   [fuzz_json_schema]=tests/fuzz/corpus/json_schema
+  [fuzz_openai_request]=tests/fuzz/corpus/openai_request
 )
-for target in fuzz_gguf fuzz_chat_template fuzz_tokenizer fuzz_json_schema; do
+for target in fuzz_gguf fuzz_chat_template fuzz_tokenizer fuzz_json_schema fuzz_openai_request; do
   seeds=${seed_dirs[$target]}
   work=$build/corpus/$target
   mkdir -p "$work"
