@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "commands.h"
+#include "core/json_depth.h"
 #include "suanli/chat_template.h"
 #include "suanli/gguf.h"
 
@@ -37,6 +38,9 @@ Expected<std::string> read_file(const std::string& path) {
 
 Expected<nlohmann::ordered_json> read_json(const std::string& path) {
   SUANLI_ASSIGN_OR_RETURN(std::string text, read_file(path));
+  // Template values nest at most 256 levels; deeper text is refused before
+  // parsing (core/json_depth.h).
+  if (json_nesting_depth(text, 256) > 256) return InvalidArgument(path + ": nested more than 256 levels deep");
   nlohmann::ordered_json j = nlohmann::ordered_json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return InvalidArgument(path + ": not valid JSON");
   return j;

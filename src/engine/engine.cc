@@ -9,6 +9,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "core/json_depth.h"
 #include "engine/json_constraint.h"
 #include "engine/json_schema.h"
 #include "engine/scheduler.h"
@@ -238,6 +239,8 @@ Expected<uint64_t> Engine::submit(Request request, EventCallback on_event) {
     return InvalidArgument("a JSON response ends with the object; ignore_eos cannot be combined with it");
   }
   if (request.response_format == ResponseFormat::kJsonSchema) {
+    // (Depth first: see core/json_depth.h; the compiler allows 32 levels.)
+    if (json_nesting_depth(request.json_schema, 128) > 128) return InvalidArgument("json_schema is nested too deeply");
     const nlohmann::ordered_json j = nlohmann::ordered_json::parse(request.json_schema, nullptr, false);
     if (j.is_discarded()) return InvalidArgument("json_schema is not valid JSON");
     SUANLI_ASSIGN_OR_RETURN(schema, JsonSchema::compile(j));

@@ -8,6 +8,9 @@ namespace {
 
 using ojson = nlohmann::ordered_json;
 
+// Schemas nest at most this many levels (properties, items, anyOf, $ref).
+constexpr int kMaxDepth = 32;
+
 bool is_ws(uint8_t c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
 std::bitset<256> bytes_of(std::string_view s) {
@@ -19,6 +22,22 @@ std::bitset<256> bytes_of(std::string_view s) {
 const std::bitset<256> kStringFirst = bytes_of("\"");
 const std::bitset<256> kNumberFirst = bytes_of("-0123456789");
 const std::bitset<256> kAnyFirst = bytes_of("{[\"-0123456789tfn");
+
+// Whether a value nests arrays / objects more than `limit` levels, found
+// without recursion: dump() and comparisons recurse once per level, so a
+// const or enum value of a few hundred KB of brackets would overflow the
+// stack before any other limit saw it.
+bool nests_deeper_than(const ojson& v, int limit) {
+  std::vector<std::pair<const ojson*, int>> stack{{&v, 0}};
+  while (!stack.empty()) {
+    const auto [p, d] = stack.back();
+    stack.pop_back();
+    if (!p->is_structured()) continue;
+    if (d + 1 > limit) return true;
+    for (const ojson& c : *p) stack.emplace_back(&c, d + 1);
+  }
+  return false;
+}
 
 }  // namespace
 
@@ -119,7 +138,7 @@ class SchemaCompiler {
   }
 
   Status fill(int32_t id, const ojson& s, const std::string& where, int depth) {
-    if (depth > 32) return bad(where, "nested too deeply");
+    if (depth > kMaxDepth) return bad(where, "nested too deeply");
     SchemaNode n;
     if (s.is_boolean()) {
       if (!s.get<bool>()) return bad(where, "the schema false admits no value");
@@ -147,6 +166,13 @@ class SchemaCompiler {
     }
     if (s.contains("const") || s.contains("enum")) {
       n.kind = SchemaNode::Kind::kEnum;
+      // The value is emitted as one literal, but it still counts against
+      // the nesting limit of the schema it sits in.
+      // (enum's own list is one more level.)
+      if (s.contains("const") ? nests_deeper_than(s["const"], kMaxDepth + 1 - depth)
+                              : nests_deeper_than(s["enum"], kMaxDepth + 2 - depth)) {
+        return bad(where, "nested too deeply");
+      }
       if (s.contains("const")) {
         n.literals.push_back(s["const"].dump());
       } else {
@@ -223,7 +249,10 @@ class SchemaCompiler {
           const std::string key = r.is_string() ? ojson(r.get<std::string>()).dump() : "";
           size_t j = 0;
           while (j < n.keys.size() && n.keys[j] != key) ++j;
-          if (j == n.keys.size()) return bad(where, "required " + r.dump() + " is not one of its properties");
+          if (j == n.keys.size()) {
+            return bad(where, "required " + (r.is_string() ? key : std::string("holds a non-string")) +
+                                  (r.is_string() ? " is not one of its properties" : ""));
+          }
           n.required[j] = 1;
         }
       }

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <limits>
 
+#include "core/json_depth.h"
 #include "engine/json_schema.h"
 #include "suanli/chat_template.h"
 #include "suanli/gguf.h"
@@ -22,6 +23,8 @@ constexpr size_t kMaxStops = 16;
 constexpr size_t kMaxPrompts = 64;
 // As hosted APIs cap it: each choice's sampler holds its own copy.
 constexpr size_t kMaxLogitBias = 1024;
+// Nesting of arrays and objects in a request body.
+constexpr int kMaxBodyDepth = 128;
 
 // A field that is absent or null counts as not given (OpenAI accepts null
 // for every optional field).
@@ -101,6 +104,21 @@ std::optional<ApiError> check_token_ids(const json& arr, const char* param, cons
 
 // logit_bias: {"token id": bias in [-100, 100]}, as OpenAI takes it (keys
 // are decimal token ids, since JSON keys are strings).
+// A tool or a tool call, as OpenAI shapes both: {"type": "function",
+// "function": {"name": ..., ...}} (templates read function.name; other
+// members pass through as given).
+std::optional<ApiError> check_function_object(const json& x, const std::string& p) {
+  if (!x.is_object()) return bad_request(p + " must be an object", p);
+  if (const json* type = field(x, "type"); type && (!type->is_string() || type->get<std::string>() != "function")) {
+    return bad_request(p + ".type must be \"function\"", p + ".type");
+  }
+  const json* f = field(x, "function");
+  if (!f || !f->is_object()) return bad_request(p + ".function must be an object", p + ".function");
+  const json* name = field(*f, "name");
+  if (!name || !name->is_string()) return bad_request(p + ".function.name must be a string", p + ".function.name");
+  return std::nullopt;
+}
+
 std::optional<ApiError> parse_logit_bias(const json& body, const ParseContext& ctx,
                                          std::vector<std::pair<int32_t, float>>* out) {
   const json* lb = field(body, "logit_bias");
@@ -200,6 +218,9 @@ std::optional<ApiError> render_messages(const json& body, const ParseContext& ct
     if (has_tool_calls) {
       const json* tc = field(m, "tool_calls");
       if (!tc->is_array()) return bad_request(p + ".tool_calls must be an array", p + ".tool_calls");
+      for (size_t c = 0; c < tc->size(); ++c) {
+        if (auto e = check_function_object((*tc)[c], p + ".tool_calls[" + std::to_string(c) + "]")) return e;
+      }
       om["tool_calls"] = ojson::parse(tc->dump());
     }
     messages.push_back(std::move(om));
@@ -207,6 +228,9 @@ std::optional<ApiError> render_messages(const json& body, const ParseContext& ct
   ojson tools = nullptr;
   if (const json* t = field(body, "tools")) {
     if (!t->is_array()) return bad_request("tools must be an array", "tools");
+    for (size_t i = 0; i < t->size(); ++i) {
+      if (auto e = check_function_object((*t)[i], "tools[" + std::to_string(i) + "]")) return e;
+    }
     tools = ojson::parse(t->dump());
   }
   Expected<std::string> text = apply_chat_template(*ctx.model_file, messages, tools, /*add_generation_prompt=*/true);
@@ -294,6 +318,13 @@ bool valid_utf8(std::string_view s) {
 bool parse_json_object(std::string_view body, json* out, ApiError* err) {
   if (!valid_utf8(body)) {
     *err = bad_request("the request body is not valid UTF-8");
+    return false;
+  }
+  // Checked before parsing: see core/json_depth.h. No request needs more
+  // (a response_format schema at its own limit of 32 levels is ~70 deep).
+  if (json_nesting_depth(body, kMaxBodyDepth) > kMaxBodyDepth) {
+    *err = bad_request("the request body nests arrays and objects deeper than " + std::to_string(kMaxBodyDepth) +
+                       " levels");
     return false;
   }
   json j = json::parse(body, nullptr, /*allow_exceptions=*/false);

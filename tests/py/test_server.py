@@ -431,6 +431,35 @@ MALFORMED = [
     ("unknown_scenario", "/v1/completions", {"prompt": "x", "scenario": "urgent"}, 400, "scenario"),
     ("model_wrong_type", "/v1/completions", {"prompt": "x", "model": 3}, 400, "model"),
     ("detokenize_bad_id", "/detokenize", {"tokens": [10**9]}, 400, "tokens"),
+    # Deep nesting is refused before anything recurses over it (each of these
+    # overflowed the stack, or took seconds of CPU, before the body's depth
+    # was checked up front).
+    ("deep_tools", "/v1/chat/completions",
+     ('{"messages":[{"role":"user","content":"x"}],"max_tokens":4,"tools":[{"type":"function","function":'
+      '{"name":"f","parameters":' + '{"a":' * 20000 + '1' + '}' * 20000 + '}}]}').encode(), 400, None),
+    ("deep_tool_calls", "/v1/chat/completions",
+     ('{"messages":[{"role":"user","content":"x"},{"role":"assistant","content":null,"tool_calls":'
+      + '[' * 20000 + ']' * 20000 + '}]}').encode(), 400, None),
+    ("deep_schema_const", "/v1/chat/completions",
+     ('{"messages":[{"role":"user","content":"x"}],"max_tokens":4,"response_format":{"type":"json_schema",'
+      '"json_schema":{"name":"x","schema":{"type":"object","properties":{"a":{"const":'
+      + '[' * 100000 + ']' * 100000 + '}}}}}}').encode(), 400, None),
+    ("deep_schema_properties", "/v1/chat/completions",
+     ('{"messages":[{"role":"user","content":"x"}],"max_tokens":4,"response_format":{"type":"json_schema",'
+      '"json_schema":{"name":"x","schema":' + '{"type":"object","properties":{"a":' * 30000
+      + '{"type":"string"}' + '},"required":["a"]}' * 30000 + '}}}').encode(), 400, None),
+    ("deep_unknown_field", "/v1/completions",
+     ('{"prompt":"x","max_tokens":1,"extra":' + '[' * 100000 + ']' * 100000 + '}').encode(), 400, None),
+    ("schema_const_past_limit", "/v1/chat/completions",
+     {"messages": CHAT, "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {
+         "type": "object", "properties": {"a": {"const": json.loads("[" * 40 + "]" * 40)}}}}}},
+     400, "response_format"),
+    ("tools_not_objects", "/v1/chat/completions", {"messages": CHAT, "tools": [1]}, 400, "tools[0]"),
+    ("tools_no_name", "/v1/chat/completions",
+     {"messages": CHAT, "tools": [{"type": "function", "function": {"parameters": {}}}]}, 400, "tools[0].function.name"),
+    ("tool_calls_not_objects", "/v1/chat/completions",
+     {"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": None, "tool_calls": [1]}]},
+     400, "messages[1].tool_calls[0]"),
 ]
 
 

@@ -233,8 +233,14 @@ std::string_view type_name(const Value& v) {
   return "object";
 }
 
-Expected<Value> from_json(const nlohmann::ordered_json& j) {
+namespace {
+
+// `depth`: containers around j. Refused before recursing, so a deeply
+// nested document fails with a message instead of overflowing the stack
+// (list_of / dict_of would only see the depth on the way back up).
+Expected<Value> from_json_at(const nlohmann::ordered_json& j, uint32_t depth) {
   using T = nlohmann::ordered_json::value_t;
+  if (j.is_structured() && depth + 1 > kMaxValueDepth) return too_deep();
   switch (j.type()) {
     case T::null: case T::discarded: return Value::none();
     case T::boolean: return Value::boolean(j.get<bool>());
@@ -250,7 +256,7 @@ Expected<Value> from_json(const nlohmann::ordered_json& j) {
       ValueList items;
       items.reserve(j.size());
       for (const auto& x : j) {
-        SUANLI_ASSIGN_OR_RETURN(Value v, from_json(x));
+        SUANLI_ASSIGN_OR_RETURN(Value v, from_json_at(x, depth + 1));
         items.push_back(std::move(v));
       }
       return Value::list_of(std::move(items));
@@ -259,7 +265,7 @@ Expected<Value> from_json(const nlohmann::ordered_json& j) {
       DictItems items;
       items.reserve(j.size());
       for (const auto& [k, x] : j.items()) {
-        SUANLI_ASSIGN_OR_RETURN(Value v, from_json(x));
+        SUANLI_ASSIGN_OR_RETURN(Value v, from_json_at(x, depth + 1));
         items.emplace_back(k, std::move(v));
       }
       return Value::dict_of(std::move(items));
@@ -268,6 +274,10 @@ Expected<Value> from_json(const nlohmann::ordered_json& j) {
   }
   return Value::none();
 }
+
+}  // namespace
+
+Expected<Value> from_json(const nlohmann::ordered_json& j) { return from_json_at(j, 0); }
 
 namespace {
 

@@ -128,6 +128,30 @@ TEST(JsonSchema, refuses_what_it_could_not_enforce) {
   }
 }
 
+TEST(JsonSchema, deep_values_are_refused_before_anything_recurses_over_them) {
+  // const / enum values nested past the schema's 32 levels: refused, also
+  // when they are deep enough that dump() would overflow the stack.
+  for (const int depth : {40, 300000}) {
+    for (const char* key : {"const", "enum"}) {
+      ojson v = 1;
+      for (int i = 0; i < depth; ++i) v = ojson::array({std::move(v)});
+      ojson schema = {{"type", "object"}, {"properties", {{"a", ojson::object()}}}};
+      schema["properties"]["a"][key] = std::string(key) == "enum" ? ojson::array({std::move(v)}) : std::move(v);
+      Expected<std::shared_ptr<const JsonSchema>> s = JsonSchema::compile(schema);
+      ASSERT_FALSE(s.has_value()) << key << " " << depth;
+      EXPECT_NE(s.status().message().find("nested too deeply"), std::string::npos) << s.status().message();
+    }
+  }
+  // A modest literal still compiles.
+  EXPECT_TRUE(JsonSchema::compile(ojson::parse(R"({"type":"object","properties":{"a":{"const":[[[1]]]}}})")));
+  // A non-string in required is named by its kind, not printed.
+  ojson deep = 1;
+  for (int i = 0; i < 300000; ++i) deep = ojson::array({std::move(deep)});
+  ojson schema = ojson::parse(R"({"type":"object","properties":{"a":{"type":"string"}}})");
+  schema["required"] = ojson::array({std::move(deep)});
+  EXPECT_FALSE(JsonSchema::compile(schema).has_value());
+}
+
 TEST(JsonSchema, any_object_matches_the_plain_json_automaton) {
   // json_object runs through the schema automaton: on fresh random byte
   // strings over JSON's alphabet it must agree with JsonAutomaton.

@@ -254,6 +254,33 @@ TEST(ChatTemplate, deep_nesting_is_a_parse_error_not_a_crash) {
   EXPECT_EQ(render("{{ " + std::string(30, '(') + "1" + std::string(30, ')') + " }}"), "1");
 }
 
+TEST(ChatTemplate, deeply_nested_context_values_are_refused_not_a_crash) {
+  // Built iteratively (nlohmann destroys deep values without recursion).
+  for (const bool objects : {false, true}) {
+    ordered_json v = 1;
+    for (int i = 0; i < 200000; ++i) {
+      ordered_json outer = objects ? ordered_json::object() : ordered_json::array();
+      if (objects) {
+        outer["a"] = std::move(v);
+      } else {
+        outer.push_back(std::move(v));
+      }
+      v = std::move(outer);
+    }
+    Expected<ChatTemplate> t = ChatTemplate::parse("{{ messages|length }}");
+    ASSERT_TRUE(t.has_value());
+    ordered_json ctx = ordered_json::object();
+    ctx["messages"] = std::move(v);
+    Expected<std::string> out = t->render(ctx);
+    ASSERT_FALSE(out.has_value());
+    EXPECT_NE(out.status().message().find("nesting deeper than"), std::string::npos) << out.status().message();
+  }
+  // 200 levels are fine.
+  ordered_json v = 1;
+  for (int i = 0; i < 200; ++i) v = ordered_json::array({std::move(v)});
+  EXPECT_EQ(render("{{ messages|length }}", ordered_json{{"messages", v}}), "1");
+}
+
 TEST(ChatTemplate, chatml_fallback_renders_messages) {
   GgufWriter w;
   w.set("general.architecture", "llama");
