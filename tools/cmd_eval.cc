@@ -3,6 +3,7 @@
 // prompt and writes the logits of every position (float32 [T][n_vocab]),
 // then optionally extends greedily by N tokens (one decode step each) and
 // prints the generated ids.
+#include <charconv>
 #include <cstdio>
 #include <fstream>
 #include <memory>
@@ -61,12 +62,14 @@ Runner add_eval(CLI::App& app) {
         if (c == ',') c = ' ';
       }
       std::istringstream in(s);
-      long long v;
-      while (in >> v) {
-        if (v < INT32_MIN || v > INT32_MAX) return fail("token id out of range");
-        ids.push_back(static_cast<int32_t>(v));
+      std::string word;
+      while (in >> word) {
+        int32_t v = 0;
+        const auto [end, ec] = std::from_chars(word.data(), word.data() + word.size(), v);
+        if (ec == std::errc::result_out_of_range) return fail("token id " + word + " is out of range");
+        if (ec != std::errc() || end != word.data() + word.size()) return fail("--ids must be integers, not '" + word + "'");
+        ids.push_back(v);
       }
-      if (!in.eof()) return fail("--ids must be integers");
     }
     if (ids.empty()) return fail("no token ids");
     if (a->greedy < 0 || a->greedy > 1 << 20) return fail("--greedy out of range");
@@ -85,6 +88,12 @@ Runner add_eval(CLI::App& app) {
     auto model = Model::load(a->model, dev, mopt);
     if (!model) return fail(model.status().to_string());
     Model& m = **model;
+    if (m.info().n_ctx_train > 0 && total > m.info().n_ctx_train) {
+      // Allowed (a raw interface, as llama.cpp allows a context over the
+      // trained one), but said: positions past it are extrapolation.
+      std::fprintf(stderr, "suanli eval: warning: %lld tokens exceed the model's trained context of %lld\n",
+                   static_cast<long long>(total), static_cast<long long>(m.info().n_ctx_train));
+    }
     KvCacheOptions kopt;
     auto kv_type = parse_ggml_type(a->kv_type);
     if (!kv_type) return fail("unknown --kv-type");

@@ -322,3 +322,14 @@ def test_raise_exception_message_reaches_stderr(suanli_bin, default_model, tmp_p
     proc = render_suanli(suanli_bin, default_model, path, CONVERSATIONS["system_user"], True, tmp_path)
     assert proc.returncode == 1
     assert b"System role not supported" in proc.stderr
+
+
+def test_deeply_nested_messages_file_is_an_error_not_a_crash(suanli_bin, default_model, tmp_path):
+    # 200,000 levels overflowed the stack (exit 139) before depth was checked.
+    for deep in ("[" * 200000 + "]" * 200000, '{"a":' * 20000 + "1" + "}" * 20000):
+        msgs = tmp_path / "deep.json"
+        msgs.write_text('[{"role":"user","content":"x","extra":' + deep + "}]", encoding="utf-8")
+        proc = subprocess.run([suanli_bin, "template", "-m", default_model, "--messages", str(msgs)],
+                              capture_output=True, timeout=60)
+        assert proc.returncode == 1, proc.stderr
+        assert b"nested more than 256 levels" in proc.stderr
