@@ -13,6 +13,7 @@
 #include "model_args.h"
 #include "suanli/kv_cache.h"
 #include "suanli/model.h"
+#include "suanli/sampler.h"
 
 namespace suanli::cli {
 namespace {
@@ -148,11 +149,17 @@ Runner add_eval(CLI::App& app) {
                 static_cast<std::streamsize>(all_logits.size() * sizeof(float)));
       if (!out) return fail("cannot write " + a->out);
     }
+    // The logits were written as computed; greedy steps refuse to draw
+    // from a row that is not all finite (a broken model).
+    auto finite = [&](const float* row) { return Sampler::all_finite(row, static_cast<int32_t>(V)); };
+    const char* kNonFinite = "the model produced non-finite logits (NaN or infinity): its weights or metadata are broken";
     if (a->greedy > 0) {
+      if (!finite(all_logits.data() + (P - 1) * V)) return fail(kNonFinite);
       int32_t next = argmax(all_logits.data() + (P - 1) * V, V);
       std::string line = std::to_string(next);
       for (int i = 1; i < a->greedy; ++i) {
         if (Status s = run(&next, 1, P + i - 1, false); !s.ok()) return fail(s.to_string());
+        if (!finite(logits.data())) return fail(kNonFinite);
         next = argmax(logits.data(), V);
         line += " " + std::to_string(next);
       }

@@ -2,6 +2,7 @@
 // stdout carries exactly the generated text, streamed as whole UTF-8
 // characters; logs and timings go to stderr.
 #include <chrono>
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <iterator>
@@ -66,10 +67,14 @@ Runner add_run(CLI::App& app) {
     const Tokenizer& tok = *lm->tokenizer;
     std::vector<int32_t> ids = tok.encode(prompt, /*add_special=*/true, /*parse_special=*/!a->no_special);
     if (ids.empty()) return fail("the prompt is empty (and the model adds no BOS token)");
-    const int64_t ctx = static_cast<int64_t>(lm->kv->n_blocks()) * lm->kv->block_size();
+    // The KV cache holds whole blocks; the model's trained context caps it
+    // too (as for the server).
+    int64_t ctx = static_cast<int64_t>(lm->kv->n_blocks()) * lm->kv->block_size();
+    if (lm->model->info().n_ctx_train > 0) ctx = std::min(ctx, lm->model->info().n_ctx_train);
     if (static_cast<int64_t>(ids.size()) + a->n_predict > ctx) {
       return fail("prompt (" + std::to_string(ids.size()) + " tokens) + " + std::to_string(a->n_predict) +
-                  " exceeds the context of " + std::to_string(ctx) + " tokens (raise --ctx)");
+                  " exceeds the context of " + std::to_string(ctx) + " tokens" +
+                  (ctx == lm->model->info().n_ctx_train ? " (the model's trained context)" : " (raise --ctx)"));
     }
     const std::string threads = a->model.threads > 0 ? std::to_string(a->model.threads) + " threads" : "all cores";
     std::fprintf(stderr, "suanli run: %s on %s, %s, load %.2f s\n", lm->model->info().name.c_str(),

@@ -48,8 +48,13 @@ class Sampler {
   void accept(int32_t token);
   // Picks the next token from raw logits [n_vocab]. The logits are
   // rewritten (logit bias and penalties applied in place) only when
-  // rewrites_logits().
+  // rewrites_logits(). NaN and infinite logits are never drawn; -1 when no
+  // logit is finite (nothing can be drawn). Callers check all_finite()
+  // first: a model whose logits are not all finite is broken, and drawing
+  // from the rest would hide it.
   int32_t sample(float* logits);
+  // Whether every logit is finite (no NaN, no +-infinity).
+  static bool all_finite(const float* logits, int32_t n);
   bool rewrites_logits() const {
     return p_.repetition_penalty != 1.0f || p_.frequency_penalty != 0.0f || p_.presence_penalty != 0.0f ||
            !p_.logit_bias.empty();

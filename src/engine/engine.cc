@@ -75,6 +75,7 @@ struct Draw {
   float* row = nullptr;
   bool shared_row = false;  // other choices (n > 1) draw from the same row
   int32_t token = -1;
+  bool non_finite = false;             // the row holds NaN or infinities: nothing drawn
   std::vector<TokenLogprob> logprobs;  // the token's, then the top ones
 };
 
@@ -160,6 +161,8 @@ struct Engine::Impl {
   std::shared_ptr<const TokenTable> token_table_;
   // Then, one at a time in batch order: events, stop strings, finishing.
   void deliver(Choice& c, const Draw& d);
+  // Requests with a non-finite logits row this step (deliver()).
+  std::vector<uint64_t> broken;
   void fork(Choice& parent);
   // Drafts for the decoding sequences (EngineConfig::speculative), before
   // schedule().
@@ -443,6 +446,12 @@ void Engine::Impl::draw(Draw& d) {
   // requests x 128 choices).
   // A JSON choice always draws from a copy: a token the constraint refuses
   // is drawn again from the pristine row with every refused token masked.
+  d.non_finite = !Sampler::all_finite(d.row, V);
+  if (d.non_finite) {
+    d.token = -1;
+    d.logprobs.clear();
+    return;
+  }
   float* l = d.row;
   JsonConstraint* json = d.c->json.get();
   thread_local std::vector<float> scratch;
@@ -472,6 +481,10 @@ void Engine::Impl::deliver(Choice& c, const Draw& d) {
   e.kind = Event::Kind::kToken;
   e.index = c.index;
   const int32_t token = d.token;
+  if (d.non_finite) {  // the request fails after the step's deliveries (run_step)
+    if (std::find(broken.begin(), broken.end(), rs.id) == broken.end()) broken.push_back(rs.id);
+    return;
+  }
   if (token < 0) {  // no token could be drawn (draw())
     finish(c, FinishReason::kStop, true);
     return;
@@ -580,6 +593,21 @@ Status Engine::Impl::run_step(StepPlan& plan) {
     if (auto it = drafted.find(&c); it != drafted.end()) verify_draft(c, draws[i], draws[i].row, it->second);
   }
   for (const StepChunk& ch : plan.chunks) ch.seq->draft.clear();
+  // Requests whose logits were not all finite end with an error: the model
+  // (weights, metadata) is broken for their input, and drawing from the
+  // finite rest would hand out garbage as if it were text.
+  for (uint64_t id : broken) {
+    auto it = active.find(id);
+    if (it == active.end()) continue;
+    RequestState& rs = *it->second;
+    Event e;
+    e.kind = Event::Kind::kError;
+    e.error = "the model produced non-finite logits (NaN or infinity): its weights or metadata are broken";
+    emit(rs, e);
+    rs.cb = nullptr;
+    cancel_now(id);
+  }
+  broken.clear();
   return Status::Ok();
 }
 

@@ -71,6 +71,20 @@ void Sampler::apply_penalties(float* logits) const {
 // needed an order.
 namespace {
 
+// x * 0 is 0 for every finite x and NaN for NaN and infinities; 16 lanes of
+// sums keep the loop vectorizable.
+bool finite_row(const float* l, int32_t n) {
+  float lane[16] = {};
+  int32_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    for (int k = 0; k < 16; ++k) lane[k] += l[i + k] * 0.0f;
+  }
+  for (; i < n; ++i) lane[0] += l[i] * 0.0f;
+  float s = 0.0f;
+  for (int k = 0; k < 16; ++k) s += lane[k];
+  return s == 0.0f;
+}
+
 float max_finite(const float* l, int32_t n) {
   // 16 independent lanes: vectorizable, and max is exact in any order.
   float lane[16];
@@ -199,6 +213,8 @@ double Sampler::weigh_candidates(float max_l, float inv_t) {
                                weights_.data(), block_sums_.data());
 }
 
+bool Sampler::all_finite(const float* logits, int32_t n) { return finite_row(logits, n); }
+
 int32_t Sampler::sample(float* logits) {
   apply_penalties(logits);
   const float inf = std::numeric_limits<float>::infinity();
@@ -206,11 +222,11 @@ int32_t Sampler::sample(float* logits) {
   // Greedy also for temperatures whose inverse overflows (below ~3e-39):
   // the weights would be inf * 0 = NaN.
   if (p_.temperature <= 0 || !std::isfinite(1.0f / p_.temperature)) {
-    // Greedy: the first index of the largest finite logit (0 if none).
-    if (max_l == -inf) return 0;
+    // Greedy: the first index of the largest finite logit (-1 if none).
+    if (max_l == -inf) return -1;
     return static_cast<int32_t>(std::find(logits, logits + n_vocab_, max_l) - logits);
   }
-  if (max_l == -inf) return 0;
+  if (max_l == -inf) return -1;
   const bool cuts_by_rank = (p_.top_k > 0 && p_.top_k < n_vocab_) || p_.top_p < 1.0f;
   if (!cuts_by_rank) {
     // No cut needs an order (the OpenAI API's defaults: temperature 1,

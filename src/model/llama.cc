@@ -81,6 +81,12 @@ Expected<std::unique_ptr<Model>> Model::load(const std::string& path, Device& de
     return Unsupported(path + ": architecture '" + arch + "' is not supported (llama, qwen2, qwen3)");
   }
   if (m->info_.n_vocab <= 0) return CorruptData(path + ": the model has no vocabulary");
+  // Scaling types other than linear change every position's rotation
+  // (YaRN also the attention's scale): running without them would be
+  // silently wrong. (Llama 3's scaling comes as rope_freqs.weight.)
+  if (const std::string& st = m->info_.rope_scaling_type; !st.empty() && st != "none" && st != "linear") {
+    return Unsupported(path + ": rope scaling type '" + st + "' is not supported (none, linear)");
+  }
   if (options.max_batch_tokens < 1 || options.max_batch_tokens > (1 << 20)) {
     return InvalidArgument("max_batch_tokens must be 1 to 1048576");
   }

@@ -1,5 +1,8 @@
 #include "suanli/model_info.h"
 
+#include <charconv>
+#include <cmath>
+
 namespace suanli {
 namespace {
 
@@ -44,6 +47,12 @@ Expected<ModelInfo> ModelInfo::from_gguf(const GgufFile& f) {
                std::to_string(m.n_head));
   }
   SUANLI_ASSIGN_OR_RETURN(m.head_dim, positive_or(f, a + "attention.key_length", kMaxDim, m.n_embd / m.n_head));
+  if (const GgufValue* v = f.find(a + "attention.value_length")) {
+    // Every architecture here has equal key and value head sizes.
+    if (v->as_int() != std::optional<int64_t>(m.head_dim)) {
+      return bad("attention.value_length must equal the key head size " + std::to_string(m.head_dim));
+    }
+  }
   SUANLI_ASSIGN_OR_RETURN(m.n_ctx_train, positive_or(f, a + "context_length", int64_t{1} << 32, 0));
   SUANLI_ASSIGN_OR_RETURN(m.rope_dim, positive_or(f, a + "rope.dimension_count", kMaxDim, m.head_dim));
   if (m.rope_dim > m.head_dim || m.rope_dim % 2) {
@@ -57,17 +66,25 @@ Expected<ModelInfo> ModelInfo::from_gguf(const GgufFile& f) {
   }
   if (const GgufValue* v = f.find(a + "rope.freq_base")) {
     std::optional<double> base = v->as_float();
-    if (!base || !(*base > 1)) return bad("rope.freq_base must be a number > 1");
+    if (!base || !(*base > 1) || !std::isfinite(*base)) return bad("rope.freq_base must be a finite number > 1");
     m.rope_freq_base = *base;
   }
   m.rope_scaling_type = f.get_string(a + "rope.scaling.type").value_or("");
-  m.rope_scaling_factor = f.get_float(a + "rope.scaling.factor").value_or(1.0);
+  if (const GgufValue* v = f.find(a + "rope.scaling.factor")) {
+    // (1 / factor scales positions: 1e-45 made them infinite, inf made them 0.)
+    std::optional<double> factor = v->as_float();
+    if (!factor || !(*factor >= 1e-6 && *factor <= 1e6)) return bad("rope.scaling.factor must be a number in [1e-6, 1e6]");
+    m.rope_scaling_factor = *factor;
+  }
   m.rope_original_context = f.get_int(a + "rope.scaling.original_context_length").value_or(0);
 
   m.tokenizer_model = f.get_string("tokenizer.ggml.model").value_or("");
   m.tokenizer_pre = f.get_string("tokenizer.ggml.pre").value_or("");
   if (Expected<const GgufArray*> tokens = f.get_array("tokenizer.ggml.tokens")) {
     m.n_vocab = static_cast<int64_t>((*tokens)->size());
+    if (const GgufValue* v = f.find(a + "vocab_size"); v && v->as_int() != std::optional<int64_t>(m.n_vocab)) {
+      return bad("vocab_size differs from the " + std::to_string(m.n_vocab) + " tokens of tokenizer.ggml.tokens");
+    }
   } else {
     m.n_vocab = f.get_int(a + "vocab_size").value_or(0);
   }
@@ -75,6 +92,16 @@ Expected<ModelInfo> ModelInfo::from_gguf(const GgufFile& f) {
   for (const GgufTensorInfo& t : f.tensors()) {
     m.n_params += t.n_elements;
     m.n_bytes += t.n_bytes;
+    // A layer's tensors past block_count would be silently ignored (as
+    // llama.cpp refuses a wrong tensor count, so do we).
+    if (t.name.rfind("blk.", 0) == 0) {
+      int64_t layer = 0;
+      const char* p = t.name.c_str() + 4;
+      const auto [end, ec] = std::from_chars(p, t.name.c_str() + t.name.size(), layer);
+      if (ec == std::errc() && *end == '.' && layer >= m.n_layer) {
+        return bad("tensor " + t.name + " is for a layer past block_count " + std::to_string(m.n_layer));
+      }
+    }
   }
   if (const GgufTensorInfo* rf = f.find_tensor("rope_freqs.weight")) {
     if (rf->shape.size() != 1 || rf->shape[0] * 2 != m.rope_dim) {

@@ -55,7 +55,8 @@ std::vector<uint8_t> random_rows(const Format& f, int64_t k, std::mt19937_64& rn
 
 // kMaxT tokens of k activations, 32-blocks of different magnitudes, with an
 // all-zero block (amax 0), a block of exact .5 ties (amax 127: scale 1) and,
-// with_nan, a NaN (skipped by amax, coded -127 by the portable quantizer).
+// with_nan, a NaN (skipped by amax, coded -127, and the block's d NaN:
+// matmul_packed.h), so that token's outputs are NaN in every set.
 std::vector<float> random_activations(int64_t k, std::mt19937_64& rng, bool with_nan) {
   std::uniform_real_distribution<float> u(-1.0f, 1.0f);
   std::vector<float> x(static_cast<size_t>(kMaxT * k));
@@ -129,9 +130,24 @@ PkComparison compare_packed_kernels(const KernelTable& want, const KernelTable& 
       const std::vector<float> o_want = run_tiles(want, f, k, packed.data(), act_want.data(), as, bias.data());
       const std::vector<float> o_got = run_tiles(got, f, k, packed.data(), act_got.data(), as, bias.data());
       r.cases += kMaxT;
-      if (std::memcmp(o_want.data(), o_got.data(), o_want.size() * sizeof(float)) != 0) {
-        size_t i = 0;
-        while (std::memcmp(&o_want[i], &o_got[i], sizeof(float)) == 0) ++i;
+      // Bit for bit, except that any NaN equals any NaN (payloads may differ).
+      auto same = [&](size_t i) {
+        return std::memcmp(&o_want[i], &o_got[i], sizeof(float)) == 0 || (std::isnan(o_want[i]) && std::isnan(o_got[i]));
+      };
+      size_t i = 0;
+      while (i < o_want.size() && same(i)) ++i;
+      if (with_nan && i == o_want.size()) {
+        // The NaN must have reached its token's outputs (token 3 of each T > 3).
+        size_t at = 0;
+        for (int t_count = 1; t_count <= kMaxT; ++t_count) {
+          if (t_count > 3 && !std::isnan(o_want[at + 3 * kRows])) {
+            r.difference = describe(f, k, "a NaN activation gave a finite output");
+            return r;
+          }
+          at += static_cast<size_t>(t_count * kRows);
+        }
+      }
+      if (i < o_want.size()) {
         // Position of i among the concatenated [T][kRows] outputs.
         int t_count = 1;
         size_t at = i;

@@ -20,9 +20,8 @@ struct PkComparison {
   std::string difference;  // the first one found; empty when all agree
 };
 
-// with_nan false leaves the NaN out of the activations: the AVX-512 and AVX2
-// quantizers code it -128 where the portable and Highway ones code -127
-// (garbage either way), so only the float steps are compared.
+// with_nan puts a NaN among the activations: every set must code it alike
+// and give NaN outputs for its token (matmul_packed.h).
 PkComparison compare_packed_kernels(const KernelTable& want, const KernelTable& got, uint64_t seed,
                                     bool with_nan = true);
 

@@ -52,17 +52,20 @@ void pk_quantize_act(const float* x, int64_t k, uint8_t* dst) {
   const __m256 lim = _mm256_set1_ps(127.0f), nlim = _mm256_set1_ps(-127.0f);
   for (int64_t b = 0; b < nb; ++b) {
     __m256 v[4];
-    __m256 amax = _mm256_setzero_ps();
+    __m256 amax = _mm256_setzero_ps(), nan = _mm256_setzero_ps();
     for (int j = 0; j < 4; ++j) {
       v[j] = _mm256_loadu_ps(x + 32 * b + 8 * j);
-      amax = _mm256_max_ps(amax, _mm256_andnot_ps(sign, v[j]));
+      // maxps returns its second operand when either is NaN: NaN never wins.
+      amax = _mm256_max_ps(_mm256_andnot_ps(sign, v[j]), amax);
+      nan = _mm256_or_ps(nan, _mm256_cmp_ps(v[j], v[j], _CMP_UNORD_Q));
     }
     const float m = hmax8(amax);
-    const float d = m / 127.0f;
+    const float d = _mm256_movemask_ps(nan) ? std::numeric_limits<float>::quiet_NaN() : m / 127.0f;
     const __m256 vid = _mm256_set1_ps(m > 0.0f ? 127.0f / m : 0.0f);
     __m256i c[4];
     for (int j = 0; j < 4; ++j) {
-      c[j] = _mm256_cvtps_epi32(_mm256_min_ps(lim, _mm256_max_ps(nlim, _mm256_mul_ps(v[j], vid))));
+      // Clamp with the product first: a NaN becomes -127 (matmul_packed.h).
+      c[j] = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(v[j], vid), nlim), lim));
     }
     // int32 -> int8 in element order (packs work within 128-bit lanes).
     const __m256i p16a = _mm256_packs_epi32(c[0], c[1]);  // 0-3 8-11 | 4-7 12-15

@@ -41,16 +41,23 @@ void quantize_act(const float* x, const Geometry& g, uint8_t* dst) {
   const int64_t nb = g.k / 32;
   for (int64_t b = 0; b < nb; ++b) {
     const __m512 x0 = _mm512_loadu_ps(x + 32 * b), x1 = _mm512_loadu_ps(x + 32 * b + 16);
-    // Same arithmetic as the portable quantizer: identical codes.
-    const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(x0), _mm512_abs_ps(x1)));
-    const float d = amax / 127.0f;
+    // Same arithmetic as the portable quantizer: identical codes (NaN:
+    // skipped by amax, coded 0, d = NaN).
+    const __mmask16 ord0 = _mm512_cmp_ps_mask(x0, x0, _CMP_ORD_Q), ord1 = _mm512_cmp_ps_mask(x1, x1, _CMP_ORD_Q);
+    const float amax = _mm512_reduce_max_ps(
+        _mm512_max_ps(_mm512_maskz_mov_ps(ord0, _mm512_abs_ps(x0)), _mm512_maskz_mov_ps(ord1, _mm512_abs_ps(x1))));
+    const float d = (ord0 & ord1) != 0xffff ? std::numeric_limits<float>::quiet_NaN() : amax / 127.0f;
     const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
     const __m512 vid = _mm512_set1_ps(id);
     const __m512 lim = _mm512_set1_ps(127.0f);
-    // min/max clamp; NaN inputs become +-127 here and 0 in the portable
-    // path, both garbage for garbage.
-    const __m512 y0 = _mm512_min_ps(lim, _mm512_max_ps(_mm512_sub_ps(_mm512_setzero_ps(), lim), _mm512_mul_ps(x0, vid)));
-    const __m512 y1 = _mm512_min_ps(lim, _mm512_max_ps(_mm512_sub_ps(_mm512_setzero_ps(), lim), _mm512_mul_ps(x1, vid)));
+    // The portable path rounds, then maps NaN to 0 and clamps; clamping
+    // first gives the same codes for numbers, and NaN products (a NaN, or
+    // an infinity times id 0) are zeroed by mask.
+    const __m512 p0 = _mm512_mul_ps(x0, vid), p1 = _mm512_mul_ps(x1, vid);
+    const __m512 y0 = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(p0, p0, _CMP_ORD_Q),
+                                          _mm512_min_ps(lim, _mm512_max_ps(_mm512_sub_ps(_mm512_setzero_ps(), lim), p0)));
+    const __m512 y1 = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(p1, p1, _CMP_ORD_Q),
+                                          _mm512_min_ps(lim, _mm512_max_ps(_mm512_sub_ps(_mm512_setzero_ps(), lim), p1)));
     const __m512i q0 = _mm512_cvtps_epi32(y0), q1 = _mm512_cvtps_epi32(y1);
     _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 32 * b), _mm512_cvtsepi32_epi8(q0));
     _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 32 * b + 16), _mm512_cvtsepi32_epi8(q1));
@@ -563,12 +570,16 @@ void pk_quantize_act(const float* x, int64_t k, uint8_t* dst) {
   const __m512 lim = _mm512_set1_ps(127.0f), nlim = _mm512_set1_ps(-127.0f);
   for (int64_t b = 0; b < nb; ++b) {
     const __m512 x0 = _mm512_loadu_ps(x + 32 * b), x1 = _mm512_loadu_ps(x + 32 * b + 16);
-    // The generic quantizer's arithmetic: the same codes and scales.
-    const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(x0), _mm512_abs_ps(x1)));
-    const float d = amax / 127.0f;
+    // The generic quantizer's arithmetic: the same codes and scales (NaN:
+    // skipped by amax, coded -127, d = NaN; matmul_packed.h).
+    const __mmask16 ord0 = _mm512_cmp_ps_mask(x0, x0, _CMP_ORD_Q), ord1 = _mm512_cmp_ps_mask(x1, x1, _CMP_ORD_Q);
+    const float amax = _mm512_reduce_max_ps(
+        _mm512_max_ps(_mm512_maskz_mov_ps(ord0, _mm512_abs_ps(x0)), _mm512_maskz_mov_ps(ord1, _mm512_abs_ps(x1))));
+    const float d = (ord0 & ord1) != 0xffff ? std::numeric_limits<float>::quiet_NaN() : amax / 127.0f;
     const __m512 vid = _mm512_set1_ps(amax > 0.0f ? 127.0f / amax : 0.0f);
-    const __m512i q0 = _mm512_cvtps_epi32(_mm512_min_ps(lim, _mm512_max_ps(nlim, _mm512_mul_ps(x0, vid))));
-    const __m512i q1 = _mm512_cvtps_epi32(_mm512_min_ps(lim, _mm512_max_ps(nlim, _mm512_mul_ps(x1, vid))));
+    // The product first: maxps gives its second operand (-127) for a NaN.
+    const __m512i q0 = _mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(x0, vid), nlim), lim));
+    const __m512i q1 = _mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(x1, vid), nlim), lim));
     _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 32 * b), _mm512_cvtsepi32_epi8(q0));
     _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 32 * b + 16), _mm512_cvtsepi32_epi8(q1));
     pk_set_block(a, b, d, _mm512_reduce_add_epi32(q0), _mm512_reduce_add_epi32(q1));

@@ -42,6 +42,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -102,12 +103,16 @@ void pk_quantize_act(const float* x, int64_t k, uint8_t* dst) {
     const float* xb = x + 32 * b;
     // amax = std::max(amax, |x|) over the block: NaN never wins.
     auto vmax = hn::Zero(df);
+    auto nan = hn::FirstN(df, 0);  // all false
     for (size_t i = 0; i < 32; i += n) {
-      const auto ax = hn::Abs(hn::LoadU(df, xb + i));
+      const auto xv = hn::LoadU(df, xb + i);
+      const auto ax = hn::Abs(xv);
       vmax = hn::IfThenElse(hn::Lt(vmax, ax), ax, vmax);
+      nan = hn::Or(nan, hn::IsNaN(xv));
     }
     const float amax = hn::GetLane(hn::MaxOfLanes(df, vmax));
-    const float d = amax / 127.0f;
+    // A block holding a NaN: d = NaN (matmul_packed.h).
+    const float d = hn::AllFalse(df, nan) ? amax / 127.0f : std::numeric_limits<float>::quiet_NaN();
     const auto id = hn::Set(df, amax > 0.0f ? 127.0f / amax : 0.0f);
     int32_t half[2];
     for (size_t h = 0; h < 2; ++h) {

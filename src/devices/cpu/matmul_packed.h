@@ -151,6 +151,13 @@ size_t pk_act_stride(int64_t k);
 // The parts of one token's activation row (layout above), and the per-block
 // fields every kernel set's quantizer writes the same way: scale d and the
 // code sums of the two 16-element halves.
+//
+// Non-finite activations, the same in every set: amax skips NaN; a NaN's
+// code is -127 (the clamp takes it to its lower bound), as is an infinity's
+// once amax is infinite (x * 0); and a block holding a NaN gets d = NaN, so
+// the outputs it reaches are NaN, as a float matmul's would be, instead of
+// finite garbage (an infinity gives d = infinity, with the same effect).
+// The codes stay within [-127, 127], so the integer sums never overflow.
 struct PkActRow {
   int8_t* q;
   float* da;

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "core/quant/quant.h"
 #include "devices/cpu/matmul_kernels.h"
@@ -63,8 +64,13 @@ void quantize_act(const float* x, const Geometry& g, uint8_t* dst) {
   for (int64_t b = 0; b < nb; ++b) {
     const float* xb = x + 32 * b;
     float amax = 0.0f;
-    for (int j = 0; j < 32; ++j) amax = std::fmax(amax, std::fabs(xb[j]));
-    const float d = amax / 127.0f;
+    bool nan = false;
+    for (int j = 0; j < 32; ++j) {
+      amax = std::fmax(amax, std::fabs(xb[j]));
+      nan |= std::isnan(xb[j]);
+    }
+    // A block holding a NaN: NaN outputs, not finite garbage (codes 0).
+    const float d = nan ? std::numeric_limits<float>::quiet_NaN() : amax / 127.0f;
     const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
     int sum[2] = {0, 0};
     for (int j = 0; j < 32; ++j) {
@@ -295,8 +301,12 @@ void pk_quantize_act_portable(const float* x, int64_t k, uint8_t* dst) {
   int8_t* q = a.q;
   for (int64_t b = 0; b < nb; ++b) {
     float amax = 0.0f;
-    for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(x[32 * b + i]));
-    const float d = amax / 127.0f;
+    bool nan = false;
+    for (int i = 0; i < 32; ++i) {
+      amax = std::max(amax, std::fabs(x[32 * b + i]));  // NaN never wins
+      nan |= std::isnan(x[32 * b + i]);
+    }
+    const float d = nan ? std::numeric_limits<float>::quiet_NaN() : amax / 127.0f;
     const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
     int32_t half[2] = {0, 0};
     for (int i = 0; i < 32; ++i) {

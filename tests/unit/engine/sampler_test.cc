@@ -259,7 +259,9 @@ TEST(Sampler, greedy_takes_the_first_largest_finite_logit) {
   l = {nan, -inf, -2.0f, -2.0f, nan, -inf};
   EXPECT_EQ(s.sample(l.data()), 2);
   l = {nan, -inf, nan, -inf, nan, -inf};
-  EXPECT_EQ(s.sample(l.data()), 0);
+  EXPECT_EQ(s.sample(l.data()), -1);  // nothing finite: nothing drawn (token 0 was drawn once)
+  Sampler hot(params(0.8f, 0, 1.0f, 0.0f, 1), 6);
+  EXPECT_EQ(hot.sample(l.data()), -1);
   // Longer than the vectorized lanes, the maximum in the tail.
   std::vector<float> big(37, 0.5f);
   big[35] = 2.0f;
@@ -287,6 +289,26 @@ TEST(Sampler, a_seed_reproduces_the_draws_and_non_finite_logits_are_never_drawn)
       ASSERT_EQ(ta, tb);
       ASSERT_NE(ta % 3, 0) << "a non-finite logit was drawn";
     }
+  }
+}
+
+TEST(Sampler, all_finite_finds_any_nan_or_infinity) {
+  std::mt19937 rng(std::random_device{}());
+  for (int n : {1, 15, 16, 17, 300, 49152}) {
+    std::vector<float> l(n);
+    std::normal_distribution<float> nd(0.0f, 30.0f);
+    for (float& x : l) x = nd(rng);
+    EXPECT_TRUE(Sampler::all_finite(l.data(), n)) << n;
+    for (float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
+                      -std::numeric_limits<float>::infinity()}) {
+      const int at = static_cast<int>(rng() % n);
+      const float keep = l[at];
+      l[at] = bad;
+      EXPECT_FALSE(Sampler::all_finite(l.data(), n)) << n << " " << at << " " << bad;
+      l[at] = keep;
+    }
+    l[n - 1] = std::numeric_limits<float>::max();  // large but finite
+    EXPECT_TRUE(Sampler::all_finite(l.data(), n));
   }
 }
 
