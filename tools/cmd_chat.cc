@@ -53,10 +53,7 @@ Runner add_chat(CLI::App& app) {
     if (!lm) return fail(lm.status().to_string());
     const Tokenizer& tok = *lm->tokenizer;
     const bool interactive = isatty(STDIN_FILENO);
-    // The KV cache holds whole blocks; the model's trained context caps it
-    // too (as for the server).
-    int64_t ctx = static_cast<int64_t>(lm->kv->n_blocks()) * lm->kv->block_size();
-    if (lm->model->info().n_ctx_train > 0) ctx = std::min(ctx, lm->model->info().n_ctx_train);
+    const int64_t ctx = lm->context();
     Session session(*lm->model, *lm->kv);
     nlohmann::ordered_json messages = nlohmann::ordered_json::array();
     if (!a->system.empty()) messages.push_back({{"role", "system"}, {"content", a->system}});

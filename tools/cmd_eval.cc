@@ -152,7 +152,7 @@ Runner add_eval(CLI::App& app) {
     // The logits were written as computed; greedy steps refuse to draw
     // from a row that is not all finite (a broken model).
     auto finite = [&](const float* row) { return Sampler::all_finite(row, static_cast<int32_t>(V)); };
-    const char* kNonFinite = "the model produced non-finite logits (NaN or infinity): its weights or metadata are broken";
+    const char* kNonFinite = Sampler::kNonFiniteLogits;
     if (a->greedy > 0) {
       if (!finite(all_logits.data() + (P - 1) * V)) return fail(kNonFinite);
       int32_t next = argmax(all_logits.data() + (P - 1) * V, V);

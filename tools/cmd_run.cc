@@ -67,10 +67,7 @@ Runner add_run(CLI::App& app) {
     const Tokenizer& tok = *lm->tokenizer;
     std::vector<int32_t> ids = tok.encode(prompt, /*add_special=*/true, /*parse_special=*/!a->no_special);
     if (ids.empty()) return fail("the prompt is empty (and the model adds no BOS token)");
-    // The KV cache holds whole blocks; the model's trained context caps it
-    // too (as for the server).
-    int64_t ctx = static_cast<int64_t>(lm->kv->n_blocks()) * lm->kv->block_size();
-    if (lm->model->info().n_ctx_train > 0) ctx = std::min(ctx, lm->model->info().n_ctx_train);
+    const int64_t ctx = lm->context();
     if (static_cast<int64_t>(ids.size()) + a->n_predict > ctx) {
       return fail("prompt (" + std::to_string(ids.size()) + " tokens) + " + std::to_string(a->n_predict) +
                   " exceeds the context of " + std::to_string(ctx) + " tokens" +

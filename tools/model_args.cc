@@ -1,5 +1,6 @@
 #include "model_args.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <random>
 
@@ -204,6 +205,12 @@ Expected<LoadedModel> load_model(const ModelArgs& a) {
   if (!tok) return tok.status().with_context(path);
   lm.tokenizer = *tok;
   return lm;
+}
+
+int64_t LoadedModel::context() const {
+  int64_t ctx = static_cast<int64_t>(kv->n_blocks()) * kv->block_size();
+  if (model->info().n_ctx_train > 0) ctx = std::min(ctx, model->info().n_ctx_train);
+  return ctx;
 }
 
 }  // namespace suanli::cli

@@ -60,6 +60,10 @@ struct LoadedModel {
   std::unique_ptr<Model> model;
   std::unique_ptr<KvCache> kv;
   std::shared_ptr<const Tokenizer> tokenizer;
+
+  // Tokens a sequence may reach: the KV cache's whole blocks, capped by the
+  // model's trained context (as the server caps it).
+  int64_t context() const;
 };
 
 Expected<LoadedModel> load_model(const ModelArgs& a);

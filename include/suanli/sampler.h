@@ -55,6 +55,9 @@ class Sampler {
   int32_t sample(float* logits);
   // Whether every logit is finite (no NaN, no +-infinity).
   static bool all_finite(const float* logits, int32_t n);
+  // What every caller says when all_finite() is false.
+  static constexpr const char* kNonFiniteLogits =
+      "the model produced non-finite logits (NaN or infinity): its weights or metadata are broken";
   bool rewrites_logits() const {
     return p_.repetition_penalty != 1.0f || p_.frequency_penalty != 0.0f || p_.presence_penalty != 0.0f ||
            !p_.logit_bias.empty();

@@ -602,7 +602,7 @@ Status Engine::Impl::run_step(StepPlan& plan) {
     RequestState& rs = *it->second;
     Event e;
     e.kind = Event::Kind::kError;
-    e.error = "the model produced non-finite logits (NaN or infinity): its weights or metadata are broken";
+    e.error = Sampler::kNonFiniteLogits;
     emit(rs, e);
     rs.cb = nullptr;
     cancel_now(id);

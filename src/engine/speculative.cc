@@ -47,7 +47,7 @@ Expected<GenerateStats> generate_tokens(Session& session, Sampler& sampler, int6
     for (;;) {
       float* r = rows.data() + static_cast<int64_t>(row) * V;
       if (!Sampler::all_finite(r, static_cast<int32_t>(V))) {
-        return CorruptData("the model produced non-finite logits (NaN or infinity): its weights or metadata are broken");
+        return CorruptData(Sampler::kNonFiniteLogits);
       }
       const int32_t next = sampler.sample(r);
       if (next < 0) return Internal("no token could be drawn");
